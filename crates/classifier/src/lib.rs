@@ -1,0 +1,1 @@
+//! Sandboxed, history-aware Lua classifiers.

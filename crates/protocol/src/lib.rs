@@ -1,0 +1,3 @@
+//! The agent wire protocol, plugin manifests and plugin packages: the one crate the agent
+//! and the server share. Anything both sides must agree on byte for byte lives here, and
+//! nothing else does.

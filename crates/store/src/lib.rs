@@ -1,0 +1,1 @@
+//! Storage for Prophasis: one API over SQLite (embedded default) and PostgreSQL.

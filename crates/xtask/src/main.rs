@@ -1,0 +1,3 @@
+//! Repository checks that are not unit tests of any one crate.
+
+fn main() {}
