@@ -74,12 +74,7 @@ fn no_duplicates<T: PartialEq + std::fmt::Debug>(field: &str, items: &[T]) -> Va
 /// A reverse-DNS plugin id: dot-separated labels of letters, digits, `_` and `-`; never a
 /// path. It names folders on agents, so this is also a security check.
 pub fn plugin_id(field: &str, id: &str) -> Validated {
-    let ok_label = |l: &str| {
-        !l.is_empty()
-            && l.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    if id.is_empty() || id.len() > 128 || !id.split('.').all(ok_label) {
+    if !prophasis_protocol::manifest::is_valid_plugin_id(id) {
         return Err(ValidationError::new(
             field,
             "must be a reverse-DNS id such as com.example.cpu_load: dot-separated labels of letters, digits, '_' and '-', at most 128 characters",
