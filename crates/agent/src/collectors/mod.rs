@@ -1,0 +1,1 @@
+//! Built-in collectors: measurements compiled into the agent that need no package.

@@ -1,0 +1,1 @@
+//! Installing, listing and removing plugin packages in the agent's plugin folder.
