@@ -4,5 +4,7 @@
 
 pub mod api;
 pub mod manifest;
+pub mod package;
+pub mod signature;
 
 pub use manifest::{Manifest, ManifestError, Mode};

@@ -1,0 +1,1 @@
+//! Detached OpenPGP signatures of plugin packages (placeholder, filled in below).
