@@ -1,0 +1,8 @@
+//! The Prophasis server as a library: the binary (`prophasis`) is a thin command-line
+//! shell over these modules, and end-to-end tests start the same pieces in-process.
+//!
+//! The server is wiring: it owns no domain rules (those are in `prophasis-model`), no
+//! storage backend (`prophasis-store`) and no Lua (`prophasis-classifier`).
+
+pub mod dispatch;
+pub mod scheduler;
