@@ -1,0 +1,2391 @@
+//! Every store operation, written once and compiled twice: `sqlite.rs` and `pg.rs` each
+//! include this file as a module beside their own `DB` alias, so the same SQL and Rust run
+//! on `sqlx::Sqlite` and on `sqlx::Postgres` with typed (fast) drivers and no `Any` layer.
+//!
+//! What differs between the backends lives in the parent module and is reached through
+//! `super::`: opening a write transaction, listing tables, the migration lock, the bulk
+//! writes of a results batch and storage statistics.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use prophasis_model::*;
+use sqlx::Row as _;
+
+use super::DB;
+use crate::codes::*;
+use crate::error::{fk_as_missing, unique_as_duplicate, Result, StoreError};
+use crate::ingest;
+use crate::{DeleteImpact, LatestClassification, LogFilter, Retention, RetentionReport};
+
+type Pool = sqlx::Pool<DB>;
+type Conn = <DB as sqlx::Database>::Connection;
+type DbRow = <DB as sqlx::Database>::Row;
+
+pub(crate) const META_TABLE: &str = "prophasis_meta";
+const APPLICATION: &str = "prophasis";
+
+// ---------------------------------------------------------------------------------------
+// Migrations
+
+/// Brings the database to the newest schema this binary knows, in one transaction, after
+/// making sure it is a Prophasis database (or empty) and not from a newer Prophasis.
+pub(crate) async fn migrate(
+    pool: &Pool,
+    location: &str,
+    migrations: &[(i64, &str)],
+) -> Result<i64> {
+    let supported = migrations.last().map_or(0, |m| m.0);
+    let mut tx = super::begin(pool).await?;
+    super::lock_for_migration(&mut tx).await?;
+    let version = match inspect(&mut tx, location).await? {
+        Some(v) => v,
+        None => {
+            sqlx::query(&format!(
+                "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!(
+                "INSERT INTO {META_TABLE} (key, value) VALUES ('application', $1), ('schema_version', '0')"
+            ))
+            .bind(APPLICATION)
+            .execute(&mut *tx)
+            .await?;
+            0
+        }
+    };
+    if version > supported {
+        return Err(StoreError::TooNew {
+            location: location.to_string(),
+            found: version,
+            supported,
+        });
+    }
+    for (v, sql) in migrations.iter().filter(|(v, _)| *v > version) {
+        tracing::info!(version = v, "applying storage migration");
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(&format!(
+            "UPDATE {META_TABLE} SET value = $1 WHERE key = 'schema_version'"
+        ))
+        .bind(v.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(supported.max(version))
+}
+
+/// `None` for an empty database; the schema version of a Prophasis database; an error for
+/// anything else. Reads only.
+pub(crate) async fn inspect(conn: &mut Conn, location: &str) -> Result<Option<i64>> {
+    let tables = super::list_tables(conn).await?;
+    if !tables.iter().any(|t| t == META_TABLE) {
+        if tables.is_empty() {
+            return Ok(None);
+        }
+        let mut shown: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+        if tables.len() > 5 {
+            shown.push("…");
+        }
+        return Err(StoreError::NotProphasis {
+            location: location.to_string(),
+            reason: format!(
+                "it has tables ({}) but no {META_TABLE} table",
+                shown.join(", ")
+            ),
+        });
+    }
+    let rows = sqlx::query(&format!("SELECT key, value FROM {META_TABLE}"))
+        .fetch_all(&mut *conn)
+        .await?;
+    let meta: HashMap<String, String> = rows
+        .iter()
+        .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    if meta.get("application").map(String::as_str) != Some(APPLICATION) {
+        return Err(StoreError::NotProphasis {
+            location: location.to_string(),
+            reason: format!("its {META_TABLE} table does not name the application {APPLICATION:?}"),
+        });
+    }
+    let version = meta
+        .get("schema_version")
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| StoreError::NotProphasis {
+            location: location.to_string(),
+            reason: "its schema version is missing or not a number".into(),
+        })?;
+    Ok(Some(version))
+}
+
+pub(crate) async fn schema_version(pool: &Pool) -> Result<i64> {
+    let v: String = sqlx::query_scalar(&format!(
+        "SELECT value FROM {META_TABLE} WHERE key = 'schema_version'"
+    ))
+    .fetch_one(pool)
+    .await?;
+    v.parse()
+        .map_err(|_| StoreError::Corrupt(format!("schema version {v:?}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared helpers
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Which of `ids` exist in `table`; used to name the first missing reference of a batch.
+async fn existing_ids(conn: &mut Conn, table: &str, ids: &[i64]) -> Result<HashSet<i64>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM {table} WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<DB, i64>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        found.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
+/// Plugin surrogate keys by reverse-DNS id, for the ids that exist.
+async fn plugin_pks(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, i32>> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, pk FROM plugins WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            found.insert(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<i32, _>("pk")?,
+            );
+        }
+    }
+    Ok(found)
+}
+
+async fn plugin_pk(conn: &mut Conn, field: &str, id: &str) -> Result<i32> {
+    sqlx::query_scalar::<DB, i32>("SELECT pk FROM plugins WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::missing(field, "plugin", id))
+}
+
+/// Inserts `(parent, member, position)` rows; a member that does not exist is reported
+/// under `field` and the caller's transaction is abandoned.
+#[allow(clippy::too_many_arguments)]
+async fn insert_members(
+    conn: &mut Conn,
+    table: &str,
+    parent_col: &str,
+    member_col: &str,
+    parent: i64,
+    members: &[i64],
+    field: &str,
+    entity: &'static str,
+) -> Result<()> {
+    let sql =
+        format!("INSERT INTO {table} ({parent_col}, {member_col}, position) VALUES ($1, $2, $3)");
+    for (i, m) in members.iter().enumerate() {
+        sqlx::query(&sql)
+            .bind(parent)
+            .bind(*m)
+            .bind(i as i64)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| fk_as_missing(e, field, entity, m))?;
+    }
+    Ok(())
+}
+
+/// Inserts `(parent, plugin_pk, position)` rows for plugins named by id.
+async fn insert_plugin_members(
+    conn: &mut Conn,
+    table: &str,
+    parent_col: &str,
+    parent: i64,
+    plugins: &[PluginId],
+    field: &str,
+) -> Result<()> {
+    for (i, p) in plugins.iter().enumerate() {
+        let pk = plugin_pk(conn, field, p).await?;
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({parent_col}, plugin_pk, position) VALUES ($1, $2, $3)"
+        ))
+        .bind(parent)
+        .bind(pk)
+        .bind(i as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// `(parent, member)` pairs in member order, for one parent or all of them.
+async fn pairs(pool: &Pool, sql: &str, parent: Option<i64>) -> Result<HashMap<i64, Vec<i64>>> {
+    let rows = sqlx::query(sql).bind(parent).fetch_all(pool).await?;
+    let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in rows {
+        out.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+    }
+    Ok(out)
+}
+
+/// `(parent, plugin id)` pairs in member order.
+async fn plugin_pairs(
+    pool: &Pool,
+    table: &str,
+    parent_col: &str,
+    parent: Option<i64>,
+) -> Result<HashMap<i64, Vec<String>>> {
+    let sql = format!(
+        "SELECT t.{parent_col}, p.id FROM {table} t JOIN plugins p ON p.pk = t.plugin_pk \
+         WHERE ($1 IS NULL OR t.{parent_col} = $1) ORDER BY t.{parent_col}, t.position"
+    );
+    let rows = sqlx::query(&sql).bind(parent).fetch_all(pool).await?;
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    for r in rows {
+        out.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+    }
+    Ok(out)
+}
+
+async fn count(conn: &mut Conn, sql: &str, id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar::<DB, i64>(sql)
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+async fn exists(pool: &Pool, table: &str, id: i64) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar::<DB, i64>(&format!("SELECT COUNT(*) FROM {table} WHERE id = $1"))
+            .bind(id)
+            .fetch_one(pool)
+            .await?
+            > 0,
+    )
+}
+
+/// Removes redundancy groups whose last member went with a deleted host or host group: a
+/// redundancy group with no members could never be healthy.
+async fn remove_empty_redundancy_groups(conn: &mut Conn) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM redundancy_groups WHERE NOT EXISTS \
+         (SELECT 1 FROM redundancy_group_members m WHERE m.redundancy_group_id = redundancy_groups.id)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn u32_from(v: i64, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v}")))
+}
+
+fn json_from(s: &str, what: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Hosts
+
+fn host_from(r: &DbRow) -> Result<Host> {
+    let port: i64 = r.try_get("port")?;
+    Ok(Host {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        address: r.try_get("address")?,
+        port: u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?,
+        description: r.try_get("description")?,
+        auth_key: r.try_get("auth_key")?,
+        tls_fingerprint: r.try_get("tls_fingerprint")?,
+        enabled: r.try_get("enabled")?,
+    })
+}
+
+pub(crate) async fn create_host(pool: &Pool, h: &Host) -> Result<HostId> {
+    h.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO hosts (name, address, port, description, auth_key, tls_fingerprint, enabled) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(&h.name)
+    .bind(&h.address)
+    .bind(h.port as i64)
+    .bind(&h.description)
+    .bind(&h.auth_key)
+    .bind(&h.tls_fingerprint)
+    .bind(h.enabled)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "host", "name", &h.name))?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_host(pool: &Pool, h: &Host) -> Result<()> {
+    h.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query(
+        "UPDATE hosts SET name = $1, address = $2, port = $3, description = $4, auth_key = $5, \
+         tls_fingerprint = $6, enabled = $7 WHERE id = $8",
+    )
+    .bind(&h.name)
+    .bind(&h.address)
+    .bind(h.port as i64)
+    .bind(&h.description)
+    .bind(&h.auth_key)
+    .bind(&h.tls_fingerprint)
+    .bind(h.enabled)
+    .bind(h.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "host", "name", &h.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("host", h.id));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_host(pool: &Pool, id: HostId) -> Result<Host> {
+    let row = sqlx::query("SELECT * FROM hosts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("host", id))?;
+    host_from(&row)
+}
+
+pub(crate) async fn list_hosts(pool: &Pool) -> Result<Vec<Host>> {
+    sqlx::query("SELECT * FROM hosts ORDER BY name")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(host_from)
+        .collect()
+}
+
+pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<DeleteImpact> {
+    if !exists(pool, "hosts", id).await? {
+        return Err(StoreError::not_found("host", id));
+    }
+    let mut conn = pool.acquire().await?;
+    let c = &mut *conn;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "results",
+        count(c, "SELECT COUNT(*) FROM results WHERE host_id = $1", id).await?,
+    );
+    m.insert(
+        "rollups",
+        count(c, "SELECT COUNT(*) FROM rollups WHERE host_id = $1", id).await?,
+    );
+    m.insert(
+        "latest_results",
+        count(c, "SELECT COUNT(*) FROM latest WHERE host_id = $1", id).await?,
+    );
+    m.insert(
+        "host_group_memberships",
+        count(
+            c,
+            "SELECT COUNT(*) FROM host_group_hosts WHERE host_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "check_memberships",
+        count(c, "SELECT COUNT(*) FROM check_hosts WHERE host_id = $1", id).await?,
+    );
+    m.insert(
+        "service_dependencies",
+        count(
+            c,
+            "SELECT COUNT(*) FROM service_dependencies WHERE host_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "redundancy_group_memberships",
+        count(
+            c,
+            "SELECT COUNT(*) FROM redundancy_group_members WHERE host_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "redundancy_groups",
+        count(
+            c,
+            "SELECT COUNT(*) FROM redundancy_groups g WHERE EXISTS \
+             (SELECT 1 FROM redundancy_group_members m WHERE m.redundancy_group_id = g.id AND m.host_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM redundancy_group_members m WHERE m.redundancy_group_id = g.id \
+             AND (m.host_id IS NULL OR m.host_id <> $1))",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "alert_scopes",
+        count(c, "SELECT COUNT(*) FROM alert_hosts WHERE host_id = $1", id).await?,
+    );
+    m.insert(
+        "classifier_overrides",
+        count(
+            c,
+            "SELECT COUNT(*) FROM classifier_overrides WHERE host_id = $1",
+            id,
+        )
+        .await?,
+    );
+    Ok(DeleteImpact(m))
+}
+
+pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    for sql in [
+        "DELETE FROM results WHERE host_id = $1",
+        "DELETE FROM rollups WHERE host_id = $1",
+        "DELETE FROM latest WHERE host_id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    let done = sqlx::query("DELETE FROM hosts WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("host", id));
+    }
+    remove_empty_redundancy_groups(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Host groups
+
+async fn load_host_groups(pool: &Pool, only: Option<HostGroupId>) -> Result<Vec<HostGroup>> {
+    let rows = sqlx::query(
+        "SELECT id, name, description FROM host_groups WHERE ($1 IS NULL OR id = $1) ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut hosts = pairs(
+        pool,
+        "SELECT group_id, host_id FROM host_group_hosts WHERE ($1 IS NULL OR group_id = $1) ORDER BY group_id, position",
+        only,
+    )
+    .await?;
+    let mut groups = pairs(
+        pool,
+        "SELECT group_id, member_group_id FROM host_group_groups WHERE ($1 IS NULL OR group_id = $1) ORDER BY group_id, position",
+        only,
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            Ok(HostGroup {
+                id,
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                member_hosts: hosts.remove(&id).unwrap_or_default(),
+                member_groups: groups.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+async fn write_host_group_members(conn: &mut Conn, g: &HostGroup, id: HostGroupId) -> Result<()> {
+    insert_members(
+        conn,
+        "host_group_hosts",
+        "group_id",
+        "host_id",
+        id,
+        &g.member_hosts,
+        "member_hosts",
+        "host",
+    )
+    .await?;
+    insert_members(
+        conn,
+        "host_group_groups",
+        "group_id",
+        "member_group_id",
+        id,
+        &g.member_groups,
+        "member_groups",
+        "host group",
+    )
+    .await
+}
+
+pub(crate) async fn create_host_group(pool: &Pool, g: &HostGroup) -> Result<HostGroupId> {
+    g.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO host_groups (name, description) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(&g.name)
+    .bind(&g.description)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "host group", "name", &g.name))?;
+    write_host_group_members(&mut tx, g, id).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_host_group(pool: &Pool, g: &HostGroup) -> Result<()> {
+    g.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query("UPDATE host_groups SET name = $1, description = $2 WHERE id = $3")
+        .bind(&g.name)
+        .bind(&g.description)
+        .bind(g.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_as_duplicate(e, "host group", "name", &g.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("host group", g.id));
+    }
+    for sql in [
+        "DELETE FROM host_group_hosts WHERE group_id = $1",
+        "DELETE FROM host_group_groups WHERE group_id = $1",
+    ] {
+        sqlx::query(sql).bind(g.id).execute(&mut *tx).await?;
+    }
+    write_host_group_members(&mut tx, g, g.id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_host_group(pool: &Pool, id: HostGroupId) -> Result<HostGroup> {
+    load_host_groups(pool, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found("host group", id))
+}
+
+pub(crate) async fn list_host_groups(pool: &Pool) -> Result<Vec<HostGroup>> {
+    load_host_groups(pool, None).await
+}
+
+pub(crate) async fn host_group_delete_impact(pool: &Pool, id: HostGroupId) -> Result<DeleteImpact> {
+    if !exists(pool, "host_groups", id).await? {
+        return Err(StoreError::not_found("host group", id));
+    }
+    let mut conn = pool.acquire().await?;
+    let c = &mut *conn;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "member_entries",
+        count(c, "SELECT (SELECT COUNT(*) FROM host_group_hosts WHERE group_id = $1) + (SELECT COUNT(*) FROM host_group_groups WHERE group_id = $1)", id).await?,
+    );
+    m.insert(
+        "host_group_memberships",
+        count(
+            c,
+            "SELECT COUNT(*) FROM host_group_groups WHERE member_group_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "check_memberships",
+        count(
+            c,
+            "SELECT COUNT(*) FROM check_host_groups WHERE group_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "service_dependencies",
+        count(
+            c,
+            "SELECT COUNT(*) FROM service_dependencies WHERE group_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "redundancy_group_memberships",
+        count(
+            c,
+            "SELECT COUNT(*) FROM redundancy_group_members WHERE group_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "redundancy_groups",
+        count(
+            c,
+            "SELECT COUNT(*) FROM redundancy_groups g WHERE EXISTS \
+             (SELECT 1 FROM redundancy_group_members m WHERE m.redundancy_group_id = g.id AND m.group_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM redundancy_group_members m WHERE m.redundancy_group_id = g.id \
+             AND (m.group_id IS NULL OR m.group_id <> $1))",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "alert_scopes",
+        count(
+            c,
+            "SELECT COUNT(*) FROM alert_host_groups WHERE group_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "classifier_overrides",
+        count(
+            c,
+            "SELECT COUNT(*) FROM classifier_overrides WHERE group_id = $1",
+            id,
+        )
+        .await?,
+    );
+    Ok(DeleteImpact(m))
+}
+
+pub(crate) async fn delete_host_group(pool: &Pool, id: HostGroupId) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query("DELETE FROM host_groups WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("host group", id));
+    }
+    remove_empty_redundancy_groups(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Plugins
+
+fn plugin_from(r: &DbRow) -> Result<Plugin> {
+    let manifest: String = r.try_get("manifest")?;
+    Ok(Plugin {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        version: r.try_get("version")?,
+        n_historical: u32_from(r.try_get("n_historical")?, "n_historical")?,
+        classifier: r.try_get("classifier")?,
+        view: r.try_get("view")?,
+        view_source: r.try_get("view_source")?,
+        manifest: json_from(&manifest, "plugin manifest")?,
+    })
+}
+
+pub(crate) async fn put_plugin(pool: &Pool, p: &Plugin, package: &PluginPackage) -> Result<()> {
+    p.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugins WHERE id = $1")
+        .bind(&p.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if taken > 0 {
+        return Err(StoreError::Duplicate {
+            entity: "plugin",
+            field: "id".into(),
+            value: p.id.clone(),
+        });
+    }
+    let pk: i32 = sqlx::query_scalar(
+        "INSERT INTO plugins (id, name, description, version, n_historical, classifier, view, view_source, manifest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING pk",
+    )
+    .bind(&p.id)
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.version)
+    .bind(p.n_historical as i64)
+    .bind(&p.classifier)
+    .bind(&p.view)
+    .bind(&p.view_source)
+    .bind(p.manifest.to_string())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "plugin", "name", &p.name))?;
+    write_package(&mut tx, pk, package).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write_package(conn: &mut Conn, pk: i32, package: &PluginPackage) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO plugin_packages (plugin_pk, archive, signature) VALUES ($1, $2, $3) \
+         ON CONFLICT (plugin_pk) DO UPDATE SET archive = excluded.archive, signature = excluded.signature",
+    )
+    .bind(pk)
+    .bind(&package.archive)
+    .bind(&package.signature)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn update_plugin(
+    pool: &Pool,
+    p: &Plugin,
+    package: Option<&PluginPackage>,
+) -> Result<()> {
+    p.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let pk: Option<i32> = sqlx::query_scalar(
+        "UPDATE plugins SET name = $1, description = $2, version = $3, n_historical = $4, classifier = $5, \
+         view = $6, view_source = $7, manifest = $8 WHERE id = $9 RETURNING pk",
+    )
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.version)
+    .bind(p.n_historical as i64)
+    .bind(&p.classifier)
+    .bind(&p.view)
+    .bind(&p.view_source)
+    .bind(p.manifest.to_string())
+    .bind(&p.id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "plugin", "name", &p.name))?;
+    let pk = pk.ok_or_else(|| StoreError::not_found("plugin", &p.id))?;
+    if let Some(package) = package {
+        write_package(&mut tx, pk, package).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_plugin(pool: &Pool, id: &str) -> Result<Plugin> {
+    let row = sqlx::query("SELECT * FROM plugins WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("plugin", id))?;
+    plugin_from(&row)
+}
+
+pub(crate) async fn list_plugins(pool: &Pool) -> Result<Vec<Plugin>> {
+    sqlx::query("SELECT * FROM plugins ORDER BY id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(plugin_from)
+        .collect()
+}
+
+pub(crate) async fn plugin_package(pool: &Pool, id: &str) -> Result<PluginPackage> {
+    let row = sqlx::query(
+        "SELECT k.archive, k.signature FROM plugin_packages k JOIN plugins p ON p.pk = k.plugin_pk WHERE p.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| StoreError::not_found("plugin", id))?;
+    Ok(PluginPackage {
+        archive: row.try_get("archive")?,
+        signature: row.try_get("signature")?,
+    })
+}
+
+pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<DeleteImpact> {
+    let mut conn = pool.acquire().await?;
+    let c = &mut *conn;
+    let pk = plugin_pk(c, "id", id)
+        .await
+        .map_err(|_| StoreError::not_found("plugin", id))? as i64;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "results",
+        count(c, "SELECT COUNT(*) FROM results WHERE plugin_pk = $1", pk).await?,
+    );
+    m.insert(
+        "rollups",
+        count(c, "SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1", pk).await?,
+    );
+    m.insert(
+        "latest_results",
+        count(c, "SELECT COUNT(*) FROM latest WHERE plugin_pk = $1", pk).await?,
+    );
+    m.insert(
+        "check_assignments",
+        count(
+            c,
+            "SELECT COUNT(*) FROM check_plugins WHERE plugin_pk = $1",
+            pk,
+        )
+        .await?,
+    );
+    m.insert(
+        "alert_restrictions",
+        count(
+            c,
+            "SELECT COUNT(*) FROM alert_plugins WHERE plugin_pk = $1",
+            pk,
+        )
+        .await?,
+    );
+    m.insert(
+        "alerts_disabled",
+        count(c, ALERTS_LEFT_UNRESTRICTED_BY_PLUGIN, pk).await?,
+    );
+    m.insert(
+        "classifier_overrides",
+        count(
+            c,
+            "SELECT COUNT(*) FROM classifier_overrides WHERE plugin_pk = $1",
+            pk,
+        )
+        .await?,
+    );
+    Ok(DeleteImpact(m))
+}
+
+/// Alerts restricted to this plugin only. Deleting the restriction would silently widen
+/// such an alert to every plugin, so they are disabled instead.
+const ALERTS_LEFT_UNRESTRICTED_BY_PLUGIN: &str = "SELECT COUNT(*) FROM alerts a WHERE EXISTS \
+    (SELECT 1 FROM alert_plugins x WHERE x.alert_id = a.id AND x.plugin_pk = $1) AND NOT EXISTS \
+    (SELECT 1 FROM alert_plugins x WHERE x.alert_id = a.id AND x.plugin_pk <> $1)";
+const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_PLUGIN: &str = "UPDATE alerts SET enabled = $2 WHERE EXISTS \
+    (SELECT 1 FROM alert_plugins x WHERE x.alert_id = alerts.id AND x.plugin_pk = $1) AND NOT EXISTS \
+    (SELECT 1 FROM alert_plugins x WHERE x.alert_id = alerts.id AND x.plugin_pk <> $1)";
+const ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str = "SELECT COUNT(*) FROM alerts a WHERE EXISTS \
+    (SELECT 1 FROM alert_checks x WHERE x.alert_id = a.id AND x.check_id = $1) AND NOT EXISTS \
+    (SELECT 1 FROM alert_checks x WHERE x.alert_id = a.id AND x.check_id <> $1)";
+const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
+    "UPDATE alerts SET enabled = $2 WHERE EXISTS \
+    (SELECT 1 FROM alert_checks x WHERE x.alert_id = alerts.id AND x.check_id = $1) AND NOT EXISTS \
+    (SELECT 1 FROM alert_checks x WHERE x.alert_id = alerts.id AND x.check_id <> $1)";
+
+pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    let pk = plugin_pk(&mut tx, "id", id)
+        .await
+        .map_err(|_| StoreError::not_found("plugin", id))?;
+    // Results are keyed by host first; going series by series keeps every delete on the
+    // primary key instead of scanning the whole results table.
+    let hosts: Vec<i64> = sqlx::query_scalar("SELECT host_id FROM latest WHERE plugin_pk = $1")
+        .bind(pk)
+        .fetch_all(&mut *tx)
+        .await?;
+    for host in hosts {
+        for sql in [
+            "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2",
+            "DELETE FROM rollups WHERE host_id = $1 AND plugin_pk = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(host)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    sqlx::query("DELETE FROM latest WHERE plugin_pk = $1")
+        .bind(pk)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_PLUGIN)
+        .bind(pk as i64)
+        .bind(false)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM plugins WHERE pk = $1")
+        .bind(pk)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks
+
+async fn load_checks(pool: &Pool, only: Option<CheckId>) -> Result<Vec<Check>> {
+    let rows = sqlx::query(
+        "SELECT id, name, description FROM checks WHERE ($1 IS NULL OR id = $1) ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut hosts = pairs(
+        pool,
+        "SELECT check_id, host_id FROM check_hosts WHERE ($1 IS NULL OR check_id = $1) ORDER BY check_id, position",
+        only,
+    )
+    .await?;
+    let mut groups = pairs(
+        pool,
+        "SELECT check_id, group_id FROM check_host_groups WHERE ($1 IS NULL OR check_id = $1) ORDER BY check_id, position",
+        only,
+    )
+    .await?;
+    let plugin_rows = sqlx::query(
+        "SELECT t.check_id, p.id, t.args FROM check_plugins t JOIN plugins p ON p.pk = t.plugin_pk \
+         WHERE ($1 IS NULL OR t.check_id = $1) ORDER BY t.check_id, t.position",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    type PluginsAndArgs = (
+        Vec<PluginId>,
+        BTreeMap<PluginId, serde_json::Map<String, serde_json::Value>>,
+    );
+    let mut plugins: HashMap<i64, PluginsAndArgs> = HashMap::new();
+    for r in plugin_rows {
+        let entry = plugins.entry(r.try_get("check_id")?).or_default();
+        let id: String = r.try_get("id")?;
+        if let Some(args) = r.try_get::<Option<String>, _>("args")? {
+            match json_from(&args, "check plugin arguments")? {
+                serde_json::Value::Object(map) => {
+                    entry.1.insert(id.clone(), map);
+                }
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "check plugin arguments {other}"
+                    )))
+                }
+            }
+        }
+        entry.0.push(id);
+    }
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            let (plugins, plugin_args) = plugins.remove(&id).unwrap_or_default();
+            Ok(Check {
+                id,
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                hosts: hosts.remove(&id).unwrap_or_default(),
+                host_groups: groups.remove(&id).unwrap_or_default(),
+                plugins,
+                plugin_args,
+            })
+        })
+        .collect()
+}
+
+async fn write_check_members(conn: &mut Conn, c: &Check, id: CheckId) -> Result<()> {
+    insert_members(
+        conn,
+        "check_hosts",
+        "check_id",
+        "host_id",
+        id,
+        &c.hosts,
+        "hosts",
+        "host",
+    )
+    .await?;
+    insert_members(
+        conn,
+        "check_host_groups",
+        "check_id",
+        "group_id",
+        id,
+        &c.host_groups,
+        "host_groups",
+        "host group",
+    )
+    .await?;
+    for (i, p) in c.plugins.iter().enumerate() {
+        let pk = plugin_pk(conn, "plugins", p).await?;
+        let args = c
+            .plugin_args
+            .get(p)
+            .map(|a| serde_json::Value::Object(a.clone()).to_string());
+        sqlx::query("INSERT INTO check_plugins (check_id, plugin_pk, position, args) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(pk)
+            .bind(i as i64)
+            .bind(args)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_check(pool: &Pool, c: &Check) -> Result<CheckId> {
+    c.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO checks (name, description) VALUES ($1, $2) RETURNING id")
+            .bind(&c.name)
+            .bind(&c.description)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unique_as_duplicate(e, "check", "name", &c.name))?;
+    write_check_members(&mut tx, c, id).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_check(pool: &Pool, c: &Check) -> Result<()> {
+    c.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query("UPDATE checks SET name = $1, description = $2 WHERE id = $3")
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(c.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_as_duplicate(e, "check", "name", &c.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("check", c.id));
+    }
+    for sql in [
+        "DELETE FROM check_hosts WHERE check_id = $1",
+        "DELETE FROM check_host_groups WHERE check_id = $1",
+        "DELETE FROM check_plugins WHERE check_id = $1",
+    ] {
+        sqlx::query(sql).bind(c.id).execute(&mut *tx).await?;
+    }
+    write_check_members(&mut tx, c, c.id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_check(pool: &Pool, id: CheckId) -> Result<Check> {
+    load_checks(pool, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found("check", id))
+}
+
+pub(crate) async fn list_checks(pool: &Pool) -> Result<Vec<Check>> {
+    load_checks(pool, None).await
+}
+
+pub(crate) async fn check_delete_impact(pool: &Pool, id: CheckId) -> Result<DeleteImpact> {
+    if !exists(pool, "checks", id).await? {
+        return Err(StoreError::not_found("check", id));
+    }
+    let mut conn = pool.acquire().await?;
+    let c = &mut *conn;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "schedule_memberships",
+        count(
+            c,
+            "SELECT COUNT(*) FROM schedule_checks WHERE check_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "alert_restrictions",
+        count(
+            c,
+            "SELECT COUNT(*) FROM alert_checks WHERE check_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "alerts_disabled",
+        count(c, ALERTS_LEFT_UNRESTRICTED_BY_CHECK, id).await?,
+    );
+    m.insert(
+        "classifier_overrides",
+        count(
+            c,
+            "SELECT COUNT(*) FROM classifier_overrides WHERE check_id = $1",
+            id,
+        )
+        .await?,
+    );
+    Ok(DeleteImpact(m))
+}
+
+pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    sqlx::query(DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK)
+        .bind(id)
+        .bind(false)
+        .execute(&mut *tx)
+        .await?;
+    let done = sqlx::query("DELETE FROM checks WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("check", id));
+    }
+    // Results outlive their check. There is no index on check_id (it would cost bytes on
+    // every result), so this scans the results; deleting a check is a rare admin action.
+    for sql in [
+        "UPDATE results SET check_id = NULL WHERE check_id = $1",
+        "UPDATE latest SET check_id = NULL WHERE check_id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Schedules
+
+async fn load_schedules(pool: &Pool, only: Option<ScheduleId>) -> Result<Vec<Schedule>> {
+    let rows = sqlx::query(
+        "SELECT id, name, description FROM schedules WHERE ($1 IS NULL OR id = $1) ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut checks = pairs(
+        pool,
+        "SELECT schedule_id, check_id FROM schedule_checks WHERE ($1 IS NULL OR schedule_id = $1) ORDER BY schedule_id, position",
+        only,
+    )
+    .await?;
+    let interval_rows = sqlx::query(
+        "SELECT id, schedule_id, start_ms, period_seconds FROM intervals \
+         WHERE ($1 IS NULL OR schedule_id = $1) ORDER BY schedule_id, position",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut intervals: HashMap<i64, Vec<Interval>> = HashMap::new();
+    for r in interval_rows {
+        intervals
+            .entry(r.try_get("schedule_id")?)
+            .or_default()
+            .push(Interval {
+                id: r.try_get("id")?,
+                start: r.try_get("start_ms")?,
+                period_seconds: r.try_get("period_seconds")?,
+            });
+    }
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            Ok(Schedule {
+                id,
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                checks: checks.remove(&id).unwrap_or_default(),
+                intervals: intervals.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Keeps the intervals the edit kept (by id), with their `next_run` unless their timing
+/// changed, so editing a schedule's name does not make the scheduler start over.
+async fn write_schedule_children(
+    conn: &mut Conn,
+    s: &Schedule,
+    id: ScheduleId,
+    is_new: bool,
+) -> Result<()> {
+    insert_members(
+        conn,
+        "schedule_checks",
+        "schedule_id",
+        "check_id",
+        id,
+        &s.checks,
+        "checks",
+        "check",
+    )
+    .await?;
+    let existing: HashMap<i64, (i64, i64)> = if is_new {
+        HashMap::new()
+    } else {
+        sqlx::query("SELECT id, start_ms, period_seconds FROM intervals WHERE schedule_id = $1")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    (r.try_get("start_ms")?, r.try_get("period_seconds")?),
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?
+    };
+    let kept: HashSet<i64> = s
+        .intervals
+        .iter()
+        .map(|i| i.id)
+        .filter(|i| existing.contains_key(i))
+        .collect();
+    for old in existing.keys().filter(|i| !kept.contains(i)) {
+        sqlx::query("DELETE FROM intervals WHERE id = $1")
+            .bind(*old)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (pos, iv) in s.intervals.iter().enumerate() {
+        match existing.get(&iv.id) {
+            Some(&(start, period)) => {
+                let timing_changed = (start, period) != (iv.start, iv.period_seconds);
+                sqlx::query(
+                    "UPDATE intervals SET position = $1, start_ms = $2, period_seconds = $3, \
+                     next_run = CASE WHEN $4 THEN NULL ELSE next_run END WHERE id = $5",
+                )
+                .bind(pos as i64)
+                .bind(iv.start)
+                .bind(iv.period_seconds)
+                .bind(timing_changed)
+                .bind(iv.id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            None => {
+                sqlx::query("INSERT INTO intervals (schedule_id, position, start_ms, period_seconds) VALUES ($1, $2, $3, $4)")
+                    .bind(id)
+                    .bind(pos as i64)
+                    .bind(iv.start)
+                    .bind(iv.period_seconds)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_schedule(pool: &Pool, s: &Schedule) -> Result<ScheduleId> {
+    s.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO schedules (name, description) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(&s.name)
+    .bind(&s.description)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "schedule", "name", &s.name))?;
+    write_schedule_children(&mut tx, s, id, true).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_schedule(pool: &Pool, s: &Schedule) -> Result<()> {
+    s.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query("UPDATE schedules SET name = $1, description = $2 WHERE id = $3")
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(s.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_as_duplicate(e, "schedule", "name", &s.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("schedule", s.id));
+    }
+    sqlx::query("DELETE FROM schedule_checks WHERE schedule_id = $1")
+        .bind(s.id)
+        .execute(&mut *tx)
+        .await?;
+    write_schedule_children(&mut tx, s, s.id, false).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_schedule(pool: &Pool, id: ScheduleId) -> Result<Schedule> {
+    load_schedules(pool, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found("schedule", id))
+}
+
+pub(crate) async fn list_schedules(pool: &Pool) -> Result<Vec<Schedule>> {
+    load_schedules(pool, None).await
+}
+
+pub(crate) async fn schedule_delete_impact(pool: &Pool, id: ScheduleId) -> Result<DeleteImpact> {
+    if !exists(pool, "schedules", id).await? {
+        return Err(StoreError::not_found("schedule", id));
+    }
+    let mut conn = pool.acquire().await?;
+    let c = &mut *conn;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "intervals",
+        count(
+            c,
+            "SELECT COUNT(*) FROM intervals WHERE schedule_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "check_entries",
+        count(
+            c,
+            "SELECT COUNT(*) FROM schedule_checks WHERE schedule_id = $1",
+            id,
+        )
+        .await?,
+    );
+    Ok(DeleteImpact(m))
+}
+
+pub(crate) async fn delete_schedule(pool: &Pool, id: ScheduleId) -> Result<()> {
+    delete_row(pool, "schedules", "schedule", id).await
+}
+
+async fn delete_row(pool: &Pool, table: &str, entity: &'static str, id: i64) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found(entity, id));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn next_runs(pool: &Pool) -> Result<HashMap<IntervalId, Millis>> {
+    let rows = sqlx::query("SELECT id, next_run FROM intervals WHERE next_run IS NOT NULL")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("next_run")?)))
+        .collect()
+}
+
+pub(crate) async fn next_run(pool: &Pool, interval: IntervalId) -> Result<Option<Millis>> {
+    sqlx::query_scalar::<DB, Option<i64>>("SELECT next_run FROM intervals WHERE id = $1")
+        .bind(interval)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("interval", interval))
+}
+
+pub(crate) async fn set_next_run(
+    pool: &Pool,
+    interval: IntervalId,
+    at: Option<Millis>,
+) -> Result<()> {
+    let done = sqlx::query("UPDATE intervals SET next_run = $1 WHERE id = $2")
+        .bind(at)
+        .bind(interval)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("interval", interval));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Services
+
+fn member_from(host: Option<i64>, group: Option<i64>) -> Result<Member> {
+    match (host, group) {
+        (Some(h), None) => Ok(Member::Host(h)),
+        (None, Some(g)) => Ok(Member::HostGroup(g)),
+        _ => Err(StoreError::Corrupt(
+            "member is neither a host nor a host group".into(),
+        )),
+    }
+}
+
+async fn insert_member_rows(
+    conn: &mut Conn,
+    table: &str,
+    parent_col: &str,
+    parent: i64,
+    members: &[Member],
+    field: &str,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO {table} ({parent_col}, position, host_id, group_id) VALUES ($1, $2, $3, $4)"
+    );
+    for (i, m) in members.iter().enumerate() {
+        let (host, group, entity, id) = match *m {
+            Member::Host(h) => (Some(h), None, "host", h),
+            Member::HostGroup(g) => (None, Some(g), "host group", g),
+        };
+        sqlx::query(&sql)
+            .bind(parent)
+            .bind(i as i64)
+            .bind(host)
+            .bind(group)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| fk_as_missing(e, field, entity, id))?;
+    }
+    Ok(())
+}
+
+async fn load_services(pool: &Pool, only: Option<ServiceId>) -> Result<Vec<Service>> {
+    let rows = sqlx::query(
+        "SELECT id, name, description FROM services WHERE ($1 IS NULL OR id = $1) ORDER BY name",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut deps: HashMap<i64, Vec<Member>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT service_id, host_id, group_id FROM service_dependencies \
+         WHERE ($1 IS NULL OR service_id = $1) ORDER BY service_id, position",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?
+    {
+        deps.entry(r.try_get("service_id")?)
+            .or_default()
+            .push(member_from(r.try_get("host_id")?, r.try_get("group_id")?)?);
+    }
+    let mut rg_members: HashMap<i64, Vec<Member>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT m.redundancy_group_id, m.host_id, m.group_id FROM redundancy_group_members m \
+         JOIN redundancy_groups g ON g.id = m.redundancy_group_id \
+         WHERE ($1 IS NULL OR g.service_id = $1) ORDER BY m.redundancy_group_id, m.position",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?
+    {
+        rg_members
+            .entry(r.try_get("redundancy_group_id")?)
+            .or_default()
+            .push(member_from(r.try_get("host_id")?, r.try_get("group_id")?)?);
+    }
+    let mut rgs: HashMap<i64, Vec<RedundancyGroup>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT id, service_id, name FROM redundancy_groups WHERE ($1 IS NULL OR service_id = $1) \
+         ORDER BY service_id, position",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?
+    {
+        let id: i64 = r.try_get("id")?;
+        rgs.entry(r.try_get("service_id")?)
+            .or_default()
+            .push(RedundancyGroup {
+                name: r.try_get("name")?,
+                members: rg_members.remove(&id).unwrap_or_default(),
+            });
+    }
+    let mut children = pairs(
+        pool,
+        "SELECT service_id, child_id FROM service_services WHERE ($1 IS NULL OR service_id = $1) ORDER BY service_id, position",
+        only,
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            Ok(Service {
+                id,
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                dependencies: deps.remove(&id).unwrap_or_default(),
+                redundancy_groups: rgs.remove(&id).unwrap_or_default(),
+                services: children.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+async fn write_service_children(conn: &mut Conn, s: &Service, id: ServiceId) -> Result<()> {
+    insert_member_rows(
+        conn,
+        "service_dependencies",
+        "service_id",
+        id,
+        &s.dependencies,
+        "dependencies",
+    )
+    .await?;
+    for (i, rg) in s.redundancy_groups.iter().enumerate() {
+        let rg_id: i64 = sqlx::query_scalar(
+            "INSERT INTO redundancy_groups (service_id, position, name) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(id)
+        .bind(i as i64)
+        .bind(&rg.name)
+        .fetch_one(&mut *conn)
+        .await?;
+        insert_member_rows(
+            conn,
+            "redundancy_group_members",
+            "redundancy_group_id",
+            rg_id,
+            &rg.members,
+            &format!("redundancy_groups[{i}].members"),
+        )
+        .await?;
+    }
+    insert_members(
+        conn,
+        "service_services",
+        "service_id",
+        "child_id",
+        id,
+        &s.services,
+        "services",
+        "service",
+    )
+    .await
+}
+
+pub(crate) async fn create_service(pool: &Pool, s: &Service) -> Result<ServiceId> {
+    s.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO services (name, description) VALUES ($1, $2) RETURNING id")
+            .bind(&s.name)
+            .bind(&s.description)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unique_as_duplicate(e, "service", "name", &s.name))?;
+    write_service_children(&mut tx, s, id).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_service(pool: &Pool, s: &Service) -> Result<()> {
+    s.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query("UPDATE services SET name = $1, description = $2 WHERE id = $3")
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(s.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_as_duplicate(e, "service", "name", &s.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("service", s.id));
+    }
+    for sql in [
+        "DELETE FROM service_dependencies WHERE service_id = $1",
+        "DELETE FROM redundancy_groups WHERE service_id = $1",
+        "DELETE FROM service_services WHERE service_id = $1",
+    ] {
+        sqlx::query(sql).bind(s.id).execute(&mut *tx).await?;
+    }
+    write_service_children(&mut tx, s, s.id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_service(pool: &Pool, id: ServiceId) -> Result<Service> {
+    load_services(pool, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found("service", id))
+}
+
+pub(crate) async fn list_services(pool: &Pool) -> Result<Vec<Service>> {
+    load_services(pool, None).await
+}
+
+pub(crate) async fn service_delete_impact(pool: &Pool, id: ServiceId) -> Result<DeleteImpact> {
+    if !exists(pool, "services", id).await? {
+        return Err(StoreError::not_found("service", id));
+    }
+    let mut conn = pool.acquire().await?;
+    let c = &mut *conn;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "redundancy_groups",
+        count(
+            c,
+            "SELECT COUNT(*) FROM redundancy_groups WHERE service_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "nested_in_services",
+        count(
+            c,
+            "SELECT COUNT(*) FROM service_services WHERE child_id = $1",
+            id,
+        )
+        .await?,
+    );
+    m.insert(
+        "alert_scopes",
+        count(
+            c,
+            "SELECT COUNT(*) FROM alert_services WHERE service_id = $1",
+            id,
+        )
+        .await?,
+    );
+    Ok(DeleteImpact(m))
+}
+
+pub(crate) async fn delete_service(pool: &Pool, id: ServiceId) -> Result<()> {
+    delete_row(pool, "services", "service", id).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Alerts
+
+async fn load_alerts(pool: &Pool, only: Option<AlertId>) -> Result<Vec<Alert>> {
+    let rows = sqlx::query("SELECT * FROM alerts WHERE ($1 IS NULL OR id = $1) ORDER BY name")
+        .bind(only)
+        .fetch_all(pool)
+        .await?;
+    let mut hosts = pairs(pool, "SELECT alert_id, host_id FROM alert_hosts WHERE ($1 IS NULL OR alert_id = $1) ORDER BY alert_id, position", only).await?;
+    let mut groups = pairs(pool, "SELECT alert_id, group_id FROM alert_host_groups WHERE ($1 IS NULL OR alert_id = $1) ORDER BY alert_id, position", only).await?;
+    let mut services = pairs(pool, "SELECT alert_id, service_id FROM alert_services WHERE ($1 IS NULL OR alert_id = $1) ORDER BY alert_id, position", only).await?;
+    let mut checks = pairs(pool, "SELECT alert_id, check_id FROM alert_checks WHERE ($1 IS NULL OR alert_id = $1) ORDER BY alert_id, position", only).await?;
+    let mut plugins = plugin_pairs(pool, "alert_plugins", "alert_id", only).await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            let options: String = r.try_get("options")?;
+            Ok(Alert {
+                id,
+                name: r.try_get("name")?,
+                from_states: health_list_from(&r.try_get::<String, _>("from_states")?)?,
+                to_states: health_list_from(&r.try_get::<String, _>("to_states")?)?,
+                scope: AlertScope {
+                    all_hosts: r.try_get("all_hosts")?,
+                    all_services: r.try_get("all_services")?,
+                    hosts: hosts.remove(&id).unwrap_or_default(),
+                    host_groups: groups.remove(&id).unwrap_or_default(),
+                    services: services.remove(&id).unwrap_or_default(),
+                },
+                plugins: plugins.remove(&id).unwrap_or_default(),
+                checks: checks.remove(&id).unwrap_or_default(),
+                module: r.try_get("module")?,
+                options: json_from(&options, "alert options")?,
+                enabled: r.try_get("enabled")?,
+            })
+        })
+        .collect()
+}
+
+async fn write_alert_children(conn: &mut Conn, a: &Alert, id: AlertId) -> Result<()> {
+    insert_members(
+        conn,
+        "alert_hosts",
+        "alert_id",
+        "host_id",
+        id,
+        &a.scope.hosts,
+        "scope.hosts",
+        "host",
+    )
+    .await?;
+    insert_members(
+        conn,
+        "alert_host_groups",
+        "alert_id",
+        "group_id",
+        id,
+        &a.scope.host_groups,
+        "scope.host_groups",
+        "host group",
+    )
+    .await?;
+    insert_members(
+        conn,
+        "alert_services",
+        "alert_id",
+        "service_id",
+        id,
+        &a.scope.services,
+        "scope.services",
+        "service",
+    )
+    .await?;
+    insert_members(
+        conn,
+        "alert_checks",
+        "alert_id",
+        "check_id",
+        id,
+        &a.checks,
+        "checks",
+        "check",
+    )
+    .await?;
+    insert_plugin_members(conn, "alert_plugins", "alert_id", id, &a.plugins, "plugins").await
+}
+
+pub(crate) async fn create_alert(pool: &Pool, a: &Alert) -> Result<AlertId> {
+    a.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO alerts (name, from_states, to_states, all_hosts, all_services, module, options, enabled) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(&a.name)
+    .bind(health_list(&a.from_states))
+    .bind(health_list(&a.to_states))
+    .bind(a.scope.all_hosts)
+    .bind(a.scope.all_services)
+    .bind(&a.module)
+    .bind(a.options.to_string())
+    .bind(a.enabled)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "alert", "name", &a.name))?;
+    write_alert_children(&mut tx, a, id).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_alert(pool: &Pool, a: &Alert) -> Result<()> {
+    a.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query(
+        "UPDATE alerts SET name = $1, from_states = $2, to_states = $3, all_hosts = $4, all_services = $5, \
+         module = $6, options = $7, enabled = $8 WHERE id = $9",
+    )
+    .bind(&a.name)
+    .bind(health_list(&a.from_states))
+    .bind(health_list(&a.to_states))
+    .bind(a.scope.all_hosts)
+    .bind(a.scope.all_services)
+    .bind(&a.module)
+    .bind(a.options.to_string())
+    .bind(a.enabled)
+    .bind(a.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "alert", "name", &a.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("alert", a.id));
+    }
+    for t in [
+        "alert_hosts",
+        "alert_host_groups",
+        "alert_services",
+        "alert_checks",
+        "alert_plugins",
+    ] {
+        sqlx::query(&format!("DELETE FROM {t} WHERE alert_id = $1"))
+            .bind(a.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    write_alert_children(&mut tx, a, a.id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_alert(pool: &Pool, id: AlertId) -> Result<Alert> {
+    load_alerts(pool, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found("alert", id))
+}
+
+pub(crate) async fn list_alerts(pool: &Pool) -> Result<Vec<Alert>> {
+    load_alerts(pool, None).await
+}
+
+pub(crate) async fn delete_alert(pool: &Pool, id: AlertId) -> Result<()> {
+    delete_row(pool, "alerts", "alert", id).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Classifier overrides
+
+fn override_target(c: Option<i64>, g: Option<i64>, h: Option<i64>) -> Result<OverrideTarget> {
+    match (c, g, h) {
+        (Some(c), None, None) => Ok(OverrideTarget::Check(c)),
+        (None, Some(g), None) => Ok(OverrideTarget::HostGroup(g)),
+        (None, None, Some(h)) => Ok(OverrideTarget::Host(h)),
+        _ => Err(StoreError::Corrupt("override target".into())),
+    }
+}
+
+fn target_columns(t: OverrideTarget) -> (Option<i64>, Option<i64>, Option<i64>, &'static str, i64) {
+    match t {
+        OverrideTarget::Check(c) => (Some(c), None, None, "check", c),
+        OverrideTarget::HostGroup(g) => (None, Some(g), None, "host group", g),
+        OverrideTarget::Host(h) => (None, None, Some(h), "host", h),
+    }
+}
+
+async fn load_overrides(pool: &Pool, only: Option<OverrideId>) -> Result<Vec<ClassifierOverride>> {
+    sqlx::query(
+        "SELECT o.id, p.id AS plugin_id, o.check_id, o.group_id, o.host_id, o.n_historical, o.code \
+         FROM classifier_overrides o JOIN plugins p ON p.pk = o.plugin_pk \
+         WHERE ($1 IS NULL OR o.id = $1) ORDER BY p.id, o.id",
+    )
+    .bind(only)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(ClassifierOverride {
+            id: r.try_get("id")?,
+            plugin_id: r.try_get("plugin_id")?,
+            target: override_target(r.try_get("check_id")?, r.try_get("group_id")?, r.try_get("host_id")?)?,
+            n_historical: u32_from(r.try_get("n_historical")?, "n_historical")?,
+            code: r.try_get("code")?,
+        })
+    })
+    .collect()
+}
+
+async fn write_override(
+    conn: &mut Conn,
+    o: &ClassifierOverride,
+    id: Option<OverrideId>,
+) -> Result<OverrideId> {
+    let pk = plugin_pk(conn, "plugin_id", &o.plugin_id).await?;
+    let (c, g, h, entity, target_id) = target_columns(o.target);
+    let clash: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM classifier_overrides WHERE plugin_pk = $1 AND check_id IS NOT DISTINCT FROM $2 \
+         AND group_id IS NOT DISTINCT FROM $3 AND host_id IS NOT DISTINCT FROM $4 AND id <> $5",
+    )
+    .bind(pk)
+    .bind(c)
+    .bind(g)
+    .bind(h)
+    .bind(id.unwrap_or(0))
+    .fetch_one(&mut *conn)
+    .await?;
+    if clash > 0 {
+        return Err(StoreError::Duplicate {
+            entity: "classifier override",
+            field: "target".into(),
+            value: format!("{} {target_id} for plugin {}", entity, o.plugin_id),
+        });
+    }
+    let result = match id {
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO classifier_overrides (plugin_pk, check_id, group_id, host_id, n_historical, code) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(pk)
+            .bind(c)
+            .bind(g)
+            .bind(h)
+            .bind(o.n_historical as i64)
+            .bind(&o.code)
+            .fetch_one(&mut *conn)
+            .await
+        }
+        Some(id) => {
+            sqlx::query_scalar(
+                "UPDATE classifier_overrides SET plugin_pk = $1, check_id = $2, group_id = $3, host_id = $4, \
+                 n_historical = $5, code = $6 WHERE id = $7 RETURNING id",
+            )
+            .bind(pk)
+            .bind(c)
+            .bind(g)
+            .bind(h)
+            .bind(o.n_historical as i64)
+            .bind(&o.code)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .and_then(|r| r.ok_or(sqlx::Error::RowNotFound))
+        }
+    };
+    match result {
+        Ok(id) => Ok(id),
+        Err(sqlx::Error::RowNotFound) => Err(StoreError::not_found(
+            "classifier override",
+            id.unwrap_or(0),
+        )),
+        Err(e) => Err(fk_as_missing(e, "target", entity, target_id)),
+    }
+}
+
+pub(crate) async fn create_override(pool: &Pool, o: &ClassifierOverride) -> Result<OverrideId> {
+    o.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id = write_override(&mut tx, o, None).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn update_override(pool: &Pool, o: &ClassifierOverride) -> Result<()> {
+    o.validate()?;
+    let mut tx = super::begin(pool).await?;
+    write_override(&mut tx, o, Some(o.id)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_override(pool: &Pool, id: OverrideId) -> Result<ClassifierOverride> {
+    load_overrides(pool, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::not_found("classifier override", id))
+}
+
+pub(crate) async fn list_overrides(pool: &Pool) -> Result<Vec<ClassifierOverride>> {
+    load_overrides(pool, None).await
+}
+
+pub(crate) async fn delete_override(pool: &Pool, id: OverrideId) -> Result<()> {
+    delete_row(pool, "classifier_overrides", "classifier override", id).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+fn user_from(r: &DbRow) -> Result<User> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: role.parse().map_err(StoreError::Corrupt)?,
+        password_hash: r.try_get("password_hash")?,
+    })
+}
+
+pub(crate) async fn create_user(pool: &Pool, u: &User) -> Result<UserId> {
+    u.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (name, role, password_hash) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(&u.name)
+    .bind(u.role.as_str())
+    .bind(&u.password_hash)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "user", "name", &u.name))?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// An empty `password_hash` keeps the stored one: the hash is never serialized, so a user
+/// edited through the API arrives without it.
+pub(crate) async fn update_user(pool: &Pool, u: &User) -> Result<()> {
+    u.validate()?;
+    let mut tx = super::begin(pool).await?;
+    let done = sqlx::query(
+        "UPDATE users SET name = $1, role = $2, \
+         password_hash = CASE WHEN $3 = '' THEN password_hash ELSE $3 END WHERE id = $4",
+    )
+    .bind(&u.name)
+    .bind(u.role.as_str())
+    .bind(&u.password_hash)
+    .bind(u.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| unique_as_duplicate(e, "user", "name", &u.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("user", u.id));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_user(pool: &Pool, id: UserId) -> Result<User> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("user", id))?;
+    user_from(&row)
+}
+
+pub(crate) async fn find_user_by_name(pool: &Pool, name: &str) -> Result<Option<User>> {
+    sqlx::query("SELECT * FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(user_from)
+        .transpose()
+}
+
+pub(crate) async fn list_users(pool: &Pool) -> Result<Vec<User>> {
+    sqlx::query("SELECT * FROM users ORDER BY name")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(user_from)
+        .collect()
+}
+
+pub(crate) async fn delete_user(pool: &Pool, id: UserId) -> Result<()> {
+    delete_row(pool, "users", "user", id).await
+}
+
+// ---------------------------------------------------------------------------------------
+// System log
+
+pub(crate) async fn add_log(pool: &Pool, m: &SystemLogMessage) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO system_log (time, category, title, message, read) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(m.time)
+    .bind(log_category_code(m.category))
+    .bind(&m.title)
+    .bind(&m.message)
+    .bind(m.read)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub(crate) async fn list_log(pool: &Pool, f: &LogFilter) -> Result<Vec<SystemLogMessage>> {
+    let mut sql =
+        String::from("SELECT id, time, category, title, message, read FROM system_log WHERE 1 = 1");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if f.category.is_some() {
+        sql += &format!(" AND category = {}", next());
+    }
+    if f.unread_only {
+        sql += &format!(" AND read = {}", next());
+    }
+    if f.since.is_some() {
+        sql += &format!(" AND time >= {}", next());
+    }
+    if f.until.is_some() {
+        sql += &format!(" AND time < {}", next());
+    }
+    if f.before_id.is_some() {
+        sql += &format!(" AND id < {}", next());
+    }
+    sql += &format!(" ORDER BY time DESC, id DESC LIMIT {}", next());
+    let mut q = sqlx::query(&sql);
+    if let Some(c) = f.category {
+        q = q.bind(log_category_code(c));
+    }
+    if f.unread_only {
+        q = q.bind(false);
+    }
+    if let Some(t) = f.since {
+        q = q.bind(t);
+    }
+    if let Some(t) = f.until {
+        q = q.bind(t);
+    }
+    if let Some(id) = f.before_id {
+        q = q.bind(id);
+    }
+    q = q.bind(f.limit.max(0));
+    q.fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SystemLogMessage {
+                id: r.try_get("id")?,
+                time: r.try_get("time")?,
+                category: log_category_from(r.try_get("category")?)?,
+                title: r.try_get("title")?,
+                message: r.try_get("message")?,
+                read: r.try_get("read")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn unread_log_count(pool: &Pool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM system_log WHERE read = $1")
+            .bind(false)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub(crate) async fn mark_log_read(pool: &Pool, id: i64) -> Result<()> {
+    let done = sqlx::query("UPDATE system_log SET read = $1 WHERE id = $2")
+        .bind(true)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("system log message", id));
+    }
+    Ok(())
+}
+
+pub(crate) async fn mark_all_log_read(pool: &Pool) -> Result<u64> {
+    Ok(
+        sqlx::query("UPDATE system_log SET read = $1 WHERE read = $2")
+            .bind(true)
+            .bind(false)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+/// Checks every reference of the batch once, then hands the prepared rows to the
+/// backend's bulk writer, all in one transaction: the batch is stored whole or not at all,
+/// and durable once this returns.
+pub(crate) async fn insert_results(pool: &Pool, results: &[CheckResult]) -> Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let mut plugin_ids: Vec<&str> = results.iter().map(|r| r.plugin_id.as_str()).collect();
+    plugin_ids.sort_unstable();
+    plugin_ids.dedup();
+    let mut host_ids: Vec<i64> = results.iter().map(|r| r.host_id).collect();
+    host_ids.sort_unstable();
+    host_ids.dedup();
+    let mut check_ids: Vec<i64> = results.iter().filter_map(|r| r.check_id).collect();
+    check_ids.sort_unstable();
+    check_ids.dedup();
+
+    let mut tx = super::begin(pool).await?;
+    let pks = plugin_pks(&mut tx, &plugin_ids).await?;
+    if let Some(missing) = plugin_ids.iter().find(|p| !pks.contains_key(**p)) {
+        return Err(StoreError::missing("plugin_id", "plugin", missing));
+    }
+    let hosts = existing_ids(&mut tx, "hosts", &host_ids).await?;
+    if let Some(missing) = host_ids.iter().find(|h| !hosts.contains(h)) {
+        return Err(StoreError::missing("host_id", "host", missing));
+    }
+    let checks = existing_ids(&mut tx, "checks", &check_ids).await?;
+    if let Some(missing) = check_ids.iter().find(|c| !checks.contains(c)) {
+        return Err(StoreError::missing("check_id", "check", missing));
+    }
+    let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let prepared = ingest::prepare(results, &pks);
+    super::write_batch(&mut tx, &prepared).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+const RESULT_COLUMNS: &str = "ts, check_id, value, message, result_type, classification";
+const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = $2)";
+
+fn result_from(r: &DbRow, host: HostId, plugin: &str) -> Result<CheckResult> {
+    Ok(CheckResult {
+        host_id: host,
+        plugin_id: plugin.to_string(),
+        check_id: r.try_get(1)?,
+        timestamp: r.try_get(0)?,
+        value: r.try_get(2)?,
+        message: r.try_get(3)?,
+        result_type: result_type_from(r.try_get(4)?)?,
+        classification: classification_from(r.try_get(5)?)?,
+    })
+}
+
+pub(crate) async fn latest_result(
+    pool: &Pool,
+    host: HostId,
+    plugin: &str,
+) -> Result<Option<CheckResult>> {
+    let sql = format!(
+        "SELECT {RESULT_COLUMNS} FROM latest WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF}"
+    );
+    sqlx::query(&sql)
+        .bind(host)
+        .bind(plugin)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| result_from(&r, host, plugin))
+        .transpose()
+}
+
+pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result<Vec<CheckResult>> {
+    sqlx::query(
+        "SELECT l.ts, l.check_id, l.value, l.message, l.result_type, l.classification, p.id \
+         FROM latest l JOIN plugins p ON p.pk = l.plugin_pk WHERE l.host_id = $1 ORDER BY p.id",
+    )
+    .bind(host)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| result_from(r, host, &r.try_get::<String, _>(6)?))
+    .collect()
+}
+
+pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClassification>> {
+    sqlx::query(
+        "SELECT l.host_id, p.id, l.ts, l.classification FROM latest l JOIN plugins p ON p.pk = l.plugin_pk \
+         ORDER BY l.host_id, p.id",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(LatestClassification {
+            host_id: r.try_get(0)?,
+            plugin_id: r.try_get(1)?,
+            timestamp: r.try_get(2)?,
+            classification: classification_from(r.try_get(3)?)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn last_results(
+    pool: &Pool,
+    host: HostId,
+    plugin: &str,
+    n: u32,
+) -> Result<Vec<CheckResult>> {
+    let sql = format!(
+        "SELECT {RESULT_COLUMNS} FROM results WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF} \
+         ORDER BY ts DESC LIMIT $3"
+    );
+    let mut out = sqlx::query(&sql)
+        .bind(host)
+        .bind(plugin)
+        .bind(n as i64)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| result_from(r, host, plugin))
+        .collect::<Result<Vec<_>>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+pub(crate) async fn results_range(
+    pool: &Pool,
+    host: HostId,
+    plugin: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<Vec<CheckResult>> {
+    let sql = format!(
+        "SELECT {RESULT_COLUMNS} FROM results WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF} \
+         AND ts >= $3 AND ts < $4 ORDER BY ts"
+    );
+    sqlx::query(&sql)
+        .bind(host)
+        .bind(plugin)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| result_from(r, host, plugin))
+        .collect()
+}
+
+pub(crate) async fn rollups_range(
+    pool: &Pool,
+    host: HostId,
+    plugin: &str,
+    resolution: Resolution,
+    from: Millis,
+    to: Millis,
+) -> Result<Vec<Rollup>> {
+    let sql = format!(
+        "SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
+         WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF} AND resolution = $3 AND bucket >= $4 AND bucket < $5 \
+         ORDER BY bucket"
+    );
+    sqlx::query(&sql)
+        .bind(host)
+        .bind(plugin)
+        .bind(resolution_code(resolution))
+        .bind(resolution.bucket_start(from))
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let n_value: i64 = r.try_get(4)?;
+            let sum: f64 = r.try_get(3)?;
+            Ok(Rollup {
+                host_id: host,
+                plugin_id: plugin.to_string(),
+                resolution,
+                bucket_start: r.try_get(0)?,
+                min: r.try_get(1)?,
+                max: r.try_get(2)?,
+                avg: (n_value > 0).then(|| sum / n_value as f64),
+                count: r.try_get(5)?,
+                worst: classification_from(r.try_get(6)?)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes what is older than the retention allows, series by series so every delete
+/// walks the primary key, in short transactions so ingest is never held up for long.
+pub(crate) async fn apply_retention(
+    pool: &Pool,
+    now: Millis,
+    r: &Retention,
+) -> Result<RetentionReport> {
+    const DAY: i64 = 24 * 3600 * 1000;
+    let series = sqlx::query("SELECT host_id, plugin_pk FROM latest")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i32, _>(1)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let raw_cutoff = now - r.raw_days as i64 * DAY;
+    let five_cutoff = now - r.five_minute_days as i64 * DAY;
+    let hour_cutoff = now - r.hourly_days as i64 * DAY;
+    let mut report = RetentionReport::default();
+    for chunk in series.chunks(200) {
+        let mut tx = super::begin(pool).await?;
+        for &(host, pk) in chunk {
+            report.results += sqlx::query(
+                "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2 AND ts < $3",
+            )
+            .bind(host)
+            .bind(pk)
+            .bind(raw_cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            for (res, cutoff, counter) in [
+                (
+                    Resolution::FiveMinutes,
+                    five_cutoff,
+                    &mut report.five_minute_rollups,
+                ),
+                (Resolution::OneHour, hour_cutoff, &mut report.hourly_rollups),
+            ] {
+                *counter += sqlx::query(
+                    "DELETE FROM rollups WHERE host_id = $1 AND plugin_pk = $2 AND resolution = $3 AND bucket < $4",
+                )
+                .bind(host)
+                .bind(pk)
+                .bind(resolution_code(res))
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(report)
+}

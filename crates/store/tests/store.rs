@@ -1,0 +1,1252 @@
+//! The storage suite: every case is written once and runs on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::*;
+use prophasis_model::*;
+use prophasis_store::{LogFilter, Series, Store, StoreError};
+
+on_both_backends!(
+    hosts_crud,
+    ids_are_never_reused,
+    host_groups_with_members_and_cycles,
+    plugins_with_packages,
+    checks_with_plugin_args,
+    failed_check_write_leaves_nothing,
+    schedules_and_next_run,
+    services_with_redundancy_groups,
+    failed_service_write_leaves_nothing,
+    alerts_round_trip,
+    classifier_overrides,
+    users_by_name_and_hash,
+    system_log,
+    results_latest_and_history,
+    rollups_merge_across_batches,
+    batch_with_unknown_reference_is_refused_whole,
+    series_picks_resolution_by_span,
+    retention_removes_old_rows,
+    deleting_a_host_takes_its_data,
+    deleting_a_plugin_takes_its_data,
+    deleting_a_check_keeps_results,
+    deleting_groups_and_services,
+);
+
+fn field_of(e: &StoreError) -> &str {
+    e.field()
+        .unwrap_or_else(|| panic!("error without field: {e}"))
+}
+
+async fn hosts_crud(s: &Store) {
+    let mut web = host("web1");
+    web.tls_fingerprint = Some("ab".repeat(32));
+    web.id = 999; // ignored on create
+    let id = s.create_host(&web).await.unwrap();
+    web.id = id;
+    assert_eq!(s.get_host(id).await.unwrap(), web);
+    let db = host("db1");
+    let db_id = s.create_host(&db).await.unwrap();
+    let names: Vec<String> = s
+        .list_hosts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    assert_eq!(names, ["db1", "web1"]);
+
+    let dup = s.create_host(&host("web1")).await.unwrap_err();
+    assert!(matches!(dup, StoreError::Duplicate { .. }), "{dup}");
+    assert_eq!(field_of(&dup), "name");
+    assert!(dup.to_string().contains("web1"));
+
+    let mut bad = host("x");
+    bad.port = 0;
+    let e = s.create_host(&bad).await.unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)));
+    assert_eq!(field_of(&e), "port");
+
+    web.enabled = false;
+    web.port = 4100;
+    web.tls_fingerprint = None;
+    s.update_host(&web).await.unwrap();
+    assert_eq!(s.get_host(id).await.unwrap(), web);
+    let mut renamed = web.clone();
+    renamed.name = "db1".into();
+    assert_eq!(
+        field_of(&s.update_host(&renamed).await.unwrap_err()),
+        "name"
+    );
+
+    s.delete_host(db_id).await.unwrap();
+    assert!(matches!(
+        s.get_host(db_id).await,
+        Err(StoreError::NotFound { entity: "host", .. })
+    ));
+    assert!(matches!(
+        s.delete_host(db_id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut ghost = host("ghost");
+    ghost.id = db_id;
+    assert!(matches!(
+        s.update_host(&ghost).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(s.list_hosts().await.unwrap().len(), 1);
+    assert_eq!(
+        s.schema_version().await.unwrap(),
+        prophasis_store::SCHEMA_VERSION
+    );
+}
+
+async fn ids_are_never_reused(s: &Store) {
+    let a = s.create_host(&host("a")).await.unwrap();
+    let b = s.create_host(&host("b")).await.unwrap();
+    s.delete_host(b).await.unwrap();
+    let c = s.create_host(&host("c")).await.unwrap();
+    assert!(c > b && b > a, "ids {a} {b} {c}");
+}
+
+async fn host_groups_with_members_and_cycles(s: &Store) {
+    let h1 = s.create_host(&host("h1")).await.unwrap();
+    let h2 = s.create_host(&host("h2")).await.unwrap();
+    let mut a = HostGroup {
+        name: "A".into(),
+        member_hosts: vec![h2, h1],
+        ..Default::default()
+    };
+    a.id = s.create_host_group(&a).await.unwrap();
+    let mut b = HostGroup {
+        name: "B".into(),
+        member_groups: vec![a.id],
+        ..Default::default()
+    };
+    b.id = s.create_host_group(&b).await.unwrap();
+    // A cycle can be built one edit at a time and must be storable.
+    a.member_groups = vec![b.id];
+    s.update_host_group(&a).await.unwrap();
+    assert_eq!(
+        s.get_host_group(a.id).await.unwrap(),
+        a,
+        "member order is kept"
+    );
+    assert_eq!(
+        s.list_host_groups().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+
+    let mut bad = a.clone();
+    bad.member_hosts.push(4242);
+    let e = s.update_host_group(&bad).await.unwrap_err();
+    assert!(matches!(e, StoreError::MissingReference { .. }), "{e}");
+    assert_eq!(field_of(&e), "member_hosts");
+    assert!(e.to_string().contains("4242"));
+    assert_eq!(
+        s.get_host_group(a.id).await.unwrap(),
+        a,
+        "failed update left the group as it was"
+    );
+
+    let e = s
+        .create_host_group(&HostGroup {
+            name: "C".into(),
+            member_groups: vec![777],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&e), "member_groups");
+    assert_eq!(
+        s.list_host_groups().await.unwrap().len(),
+        2,
+        "no half-written group"
+    );
+    let dup = s
+        .create_host_group(&HostGroup {
+            name: "B".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&dup), "name");
+}
+
+async fn plugins_with_packages(s: &Store) {
+    let mut p = plugin("com.example.cpu");
+    s.put_plugin(&p, &package()).await.unwrap();
+    assert_eq!(s.get_plugin(&p.id).await.unwrap(), p);
+    assert_eq!(s.plugin_package(&p.id).await.unwrap(), package());
+
+    let e = s.put_plugin(&p, &package()).await.unwrap_err();
+    assert!(matches!(e, StoreError::Duplicate { .. }));
+    assert_eq!(field_of(&e), "id");
+    let mut same_name = plugin("com.example.other");
+    same_name.name = p.name.clone();
+    assert_eq!(
+        field_of(&s.put_plugin(&same_name, &package()).await.unwrap_err()),
+        "name"
+    );
+    let mut bad = plugin("../etc");
+    bad.name = "bad".into();
+    assert_eq!(
+        field_of(&s.put_plugin(&bad, &package()).await.unwrap_err()),
+        "id"
+    );
+
+    // Editing the classifier keeps the package; a new version replaces it.
+    p.classifier = "return \"minor\"".into();
+    s.update_plugin(&p, None).await.unwrap();
+    assert_eq!(s.get_plugin(&p.id).await.unwrap().classifier, p.classifier);
+    assert_eq!(s.plugin_package(&p.id).await.unwrap(), package());
+    p.version = 2.0;
+    let unsigned = PluginPackage {
+        archive: vec![9; 100_000],
+        signature: None,
+    };
+    s.update_plugin(&p, Some(&unsigned)).await.unwrap();
+    assert_eq!(s.plugin_package(&p.id).await.unwrap(), unsigned);
+    assert_eq!(s.get_plugin(&p.id).await.unwrap().version, 2.0);
+
+    s.put_plugin(&plugin("com.example.a"), &package())
+        .await
+        .unwrap();
+    let ids: Vec<String> = s
+        .list_plugins()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["com.example.a", "com.example.cpu"]);
+    assert!(matches!(
+        s.plugin_package("no.such").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.update_plugin(&plugin("no.such"), None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn checks_with_plugin_args(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    let g = s
+        .create_host_group(&HostGroup {
+            name: "g".into(),
+            member_hosts: vec![h],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.put_plugin(&plugin("a.disk"), &package()).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let mut c = check("c", vec![h], &["a.disk", "a.cpu"]);
+    c.host_groups = vec![g];
+    let mut args = serde_json::Map::new();
+    args.insert("path".into(), serde_json::json!("/var"));
+    c.plugin_args.insert("a.disk".into(), args);
+    c.id = s.create_check(&c).await.unwrap();
+    assert_eq!(s.get_check(c.id).await.unwrap(), c);
+
+    c.plugins = vec!["a.cpu".into()];
+    c.plugin_args.clear();
+    c.hosts.clear();
+    s.update_check(&c).await.unwrap();
+    assert_eq!(s.list_checks().await.unwrap(), vec![c.clone()]);
+    assert_eq!(
+        field_of(
+            &s.create_check(&check("c", vec![h], &["a.cpu"]))
+                .await
+                .unwrap_err()
+        ),
+        "name"
+    );
+}
+
+async fn failed_check_write_leaves_nothing(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    // The check row and its host are written before the unknown plugin is met.
+    let e = s
+        .create_check(&check("c", vec![h], &["a.cpu", "a.missing"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::MissingReference { .. }), "{e}");
+    assert_eq!(field_of(&e), "plugins");
+    assert!(s.list_checks().await.unwrap().is_empty());
+    assert_eq!(
+        s.host_delete_impact(h)
+            .await
+            .unwrap()
+            .get("check_memberships"),
+        0
+    );
+    // The name is free again: nothing of the failed check remains.
+    let id = s
+        .create_check(&check("c", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+
+    let mut broken = s.get_check(id).await.unwrap();
+    broken.hosts = vec![h, 999];
+    assert_eq!(
+        field_of(&s.update_check(&broken).await.unwrap_err()),
+        "hosts"
+    );
+    assert_eq!(
+        s.get_check(id).await.unwrap().hosts,
+        vec![h],
+        "old version intact"
+    );
+}
+
+async fn schedules_and_next_run(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let c = s
+        .create_check(&check("c", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let mut sch = Schedule {
+        name: "every minute".into(),
+        checks: vec![c],
+        intervals: vec![
+            Interval {
+                id: 0,
+                start: 0,
+                period_seconds: 60,
+            },
+            Interval {
+                id: 0,
+                start: 30_000,
+                period_seconds: 3600,
+            },
+        ],
+        ..Default::default()
+    };
+    let id = s.create_schedule(&sch).await.unwrap();
+    sch = s.get_schedule(id).await.unwrap();
+    assert_eq!(sch.checks, vec![c]);
+    assert_eq!(sch.intervals.len(), 2);
+    let (i1, i2) = (sch.intervals[0].id, sch.intervals[1].id);
+    assert!(i1 > 0 && i2 > 0 && i1 != i2);
+    assert_eq!(sch.intervals[1].start, 30_000);
+    assert_eq!(s.next_run(i1).await.unwrap(), None);
+    s.set_next_run(i1, Some(120_000)).await.unwrap();
+    s.set_next_run(i2, Some(30_000)).await.unwrap();
+    assert_eq!(s.next_run(i1).await.unwrap(), Some(120_000));
+
+    // Renaming keeps next runs; changing an interval's period resets only that one.
+    sch.name = "renamed".into();
+    sch.intervals[1].period_seconds = 7200;
+    s.update_schedule(&sch).await.unwrap();
+    assert_eq!(s.next_run(i1).await.unwrap(), Some(120_000));
+    assert_eq!(s.next_run(i2).await.unwrap(), None);
+    let runs = s.next_runs().await.unwrap();
+    assert_eq!(runs.get(&i1), Some(&120_000));
+    assert!(!runs.contains_key(&i2));
+
+    // Dropping an interval deletes it; a new one gets a new id.
+    sch.intervals = vec![
+        sch.intervals[0].clone(),
+        Interval {
+            id: 0,
+            start: 5,
+            period_seconds: 10,
+        },
+    ];
+    s.update_schedule(&sch).await.unwrap();
+    let got = s.get_schedule(id).await.unwrap();
+    assert_eq!(got.intervals[0].id, i1);
+    assert!(got.intervals[1].id != i2);
+    assert!(matches!(
+        s.next_run(i2).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.set_next_run(i2, Some(1)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let mut bad = sch.clone();
+    bad.checks = vec![c, 555];
+    assert_eq!(
+        field_of(&s.update_schedule(&bad).await.unwrap_err()),
+        "checks"
+    );
+    assert_eq!(
+        s.get_schedule(id).await.unwrap(),
+        got,
+        "failed update changed nothing"
+    );
+    assert_eq!(
+        s.schedule_delete_impact(id).await.unwrap().get("intervals"),
+        2
+    );
+    s.delete_schedule(id).await.unwrap();
+    assert!(s.list_schedules().await.unwrap().is_empty());
+    assert!(matches!(
+        s.next_run(i1).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn services_with_redundancy_groups(s: &Store) {
+    let lb = s.create_host(&host("lb")).await.unwrap();
+    let w1 = s.create_host(&host("w1")).await.unwrap();
+    let w2 = s.create_host(&host("w2")).await.unwrap();
+    let g = s
+        .create_host_group(&HostGroup {
+            name: "db".into(),
+            member_hosts: vec![w1],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut inner = Service {
+        name: "database".into(),
+        dependencies: vec![Member::HostGroup(g)],
+        ..Default::default()
+    };
+    inner.id = s.create_service(&inner).await.unwrap();
+    let mut web = Service {
+        name: "website".into(),
+        description: "shop".into(),
+        dependencies: vec![Member::Host(lb)],
+        redundancy_groups: vec![
+            RedundancyGroup {
+                name: "web servers".into(),
+                members: vec![Member::Host(w2), Member::Host(w1)],
+            },
+            RedundancyGroup {
+                name: "any".into(),
+                members: vec![Member::HostGroup(g)],
+            },
+        ],
+        services: vec![inner.id],
+        ..Default::default()
+    };
+    web.id = s.create_service(&web).await.unwrap();
+    assert_eq!(s.get_service(web.id).await.unwrap(), web);
+    web.redundancy_groups.pop();
+    web.services.clear();
+    s.update_service(&web).await.unwrap();
+    assert_eq!(
+        s.list_services().await.unwrap(),
+        vec![inner.clone(), web.clone()]
+    );
+    let mut cyclic = inner.clone();
+    cyclic.services = vec![web.id];
+    s.update_service(&cyclic).await.unwrap();
+    assert_eq!(
+        s.get_service(inner.id).await.unwrap().services,
+        vec![web.id]
+    );
+}
+
+async fn failed_service_write_leaves_nothing(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    let svc = Service {
+        name: "s".into(),
+        dependencies: vec![Member::Host(h)],
+        redundancy_groups: vec![
+            RedundancyGroup {
+                name: "ok".into(),
+                members: vec![Member::Host(h)],
+            },
+            RedundancyGroup {
+                name: "bad".into(),
+                members: vec![Member::HostGroup(4040)],
+            },
+        ],
+        ..Default::default()
+    };
+    let e = s.create_service(&svc).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::MissingReference {
+                entity: "host group",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(field_of(&e), "redundancy_groups[1].members");
+    assert!(s.list_services().await.unwrap().is_empty());
+    let impact = s.host_delete_impact(h).await.unwrap();
+    assert_eq!(impact.get("service_dependencies"), 0);
+    assert_eq!(impact.get("redundancy_group_memberships"), 0);
+
+    let mut good = svc.clone();
+    good.redundancy_groups.pop();
+    good.id = s.create_service(&good).await.unwrap();
+    let mut bad = good.clone();
+    bad.services = vec![31337];
+    assert_eq!(
+        field_of(&s.update_service(&bad).await.unwrap_err()),
+        "services"
+    );
+    assert_eq!(s.get_service(good.id).await.unwrap(), good);
+}
+
+async fn alerts_round_trip(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    let g = s
+        .create_host_group(&HostGroup {
+            name: "g".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let c = s
+        .create_check(&check("c", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let svc = s
+        .create_service(&Service {
+            name: "s".into(),
+            dependencies: vec![Member::Host(h)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut a = alert("page me");
+    a.scope = AlertScope {
+        all_hosts: false,
+        all_services: true,
+        hosts: vec![h],
+        host_groups: vec![g],
+        services: vec![svc],
+    };
+    a.plugins = vec!["a.cpu".into()];
+    a.checks = vec![c];
+    a.enabled = false;
+    a.id = s.create_alert(&a).await.unwrap();
+    assert_eq!(s.get_alert(a.id).await.unwrap(), a);
+    a.to_states = vec![Health::Degraded];
+    a.plugins.clear();
+    s.update_alert(&a).await.unwrap();
+    assert_eq!(s.list_alerts().await.unwrap(), vec![a.clone()]);
+
+    let mut bad = alert("other");
+    bad.plugins = vec!["no.such".into()];
+    assert_eq!(
+        field_of(&s.create_alert(&bad).await.unwrap_err()),
+        "plugins"
+    );
+    let mut bad = alert("other");
+    bad.scope.services = vec![9];
+    assert_eq!(
+        field_of(&s.create_alert(&bad).await.unwrap_err()),
+        "scope.services"
+    );
+    assert_eq!(s.list_alerts().await.unwrap().len(), 1);
+    assert_eq!(
+        field_of(&s.create_alert(&alert("page me")).await.unwrap_err()),
+        "name"
+    );
+    s.delete_alert(a.id).await.unwrap();
+    assert!(matches!(
+        s.get_alert(a.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn classifier_overrides(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let mut o = ClassifierOverride {
+        id: 0,
+        plugin_id: "a.cpu".into(),
+        target: OverrideTarget::Host(h),
+        n_historical: 5,
+        code: "return \"major\"".into(),
+    };
+    o.id = s.create_override(&o).await.unwrap();
+    assert_eq!(s.get_override(o.id).await.unwrap(), o);
+    let e = s.create_override(&o).await.unwrap_err();
+    assert!(matches!(e, StoreError::Duplicate { .. }));
+    assert_eq!(field_of(&e), "target");
+    let mut missing = o.clone();
+    missing.target = OverrideTarget::HostGroup(77);
+    let e = s.create_override(&missing).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::MissingReference {
+                entity: "host group",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    missing.plugin_id = "no.such".into();
+    assert_eq!(
+        field_of(&s.create_override(&missing).await.unwrap_err()),
+        "plugin_id"
+    );
+    o.n_historical = 50;
+    s.update_override(&o).await.unwrap();
+    assert_eq!(s.list_overrides().await.unwrap(), vec![o.clone()]);
+    s.delete_override(o.id).await.unwrap();
+    assert!(s.list_overrides().await.unwrap().is_empty());
+}
+
+async fn users_by_name_and_hash(s: &Store) {
+    let mut u = User {
+        id: 0,
+        name: "alice".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$x".into(),
+    };
+    u.id = s.create_user(&u).await.unwrap();
+    assert_eq!(s.find_user_by_name("alice").await.unwrap(), Some(u.clone()));
+    assert_eq!(s.find_user_by_name("bob").await.unwrap(), None);
+    let json = serde_json::to_string(&s.get_user(u.id).await.unwrap()).unwrap();
+    assert!(!json.contains("argon2"), "hash serialized: {json}");
+    // An edit arriving through the API has no hash: the stored one stays.
+    let edit = User {
+        password_hash: String::new(),
+        role: Role::Viewer,
+        ..u.clone()
+    };
+    s.update_user(&edit).await.unwrap();
+    let got = s.get_user(u.id).await.unwrap();
+    assert_eq!(
+        (got.role, got.password_hash.as_str()),
+        (Role::Viewer, "$argon2id$v=19$x")
+    );
+    let e = s
+        .create_user(&User {
+            id: 0,
+            name: "alice".into(),
+            role: Role::Viewer,
+            password_hash: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&e), "name");
+    let e = s
+        .create_user(&User {
+            id: 0,
+            name: "a:b".into(),
+            role: Role::Viewer,
+            password_hash: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)));
+    s.delete_user(u.id).await.unwrap();
+    assert!(s.list_users().await.unwrap().is_empty());
+}
+
+async fn system_log(s: &Store) {
+    let msg = |time, category, title: &str| SystemLogMessage {
+        id: 0,
+        time,
+        category,
+        title: title.into(),
+        message: format!("{title} happened"),
+        read: false,
+    };
+    let a = s
+        .add_log(&msg(100, LogCategory::Dispatch, "a"))
+        .await
+        .unwrap();
+    let b = s
+        .add_log(&msg(300, LogCategory::Storage, "b"))
+        .await
+        .unwrap();
+    let c = s
+        .add_log(&msg(200, LogCategory::Dispatch, "c"))
+        .await
+        .unwrap();
+    let titles = |v: Vec<SystemLogMessage>| v.into_iter().map(|m| m.title).collect::<Vec<_>>();
+    assert_eq!(
+        titles(s.list_log(&LogFilter::default()).await.unwrap()),
+        ["b", "c", "a"]
+    );
+    let dispatch = LogFilter {
+        category: Some(LogCategory::Dispatch),
+        ..Default::default()
+    };
+    assert_eq!(titles(s.list_log(&dispatch).await.unwrap()), ["c", "a"]);
+    let window = LogFilter {
+        since: Some(150),
+        until: Some(300),
+        ..Default::default()
+    };
+    assert_eq!(titles(s.list_log(&window).await.unwrap()), ["c"]);
+    let page = LogFilter {
+        limit: 1,
+        before_id: Some(c),
+        ..Default::default()
+    };
+    assert_eq!(titles(s.list_log(&page).await.unwrap()), ["b"]);
+    assert_eq!(s.unread_log_count().await.unwrap(), 3);
+    s.mark_log_read(b).await.unwrap();
+    assert_eq!(s.unread_log_count().await.unwrap(), 2);
+    let unread = LogFilter {
+        unread_only: true,
+        ..Default::default()
+    };
+    assert_eq!(titles(s.list_log(&unread).await.unwrap()), ["c", "a"]);
+    assert!(s.list_log(&LogFilter::default()).await.unwrap()[0].read);
+    assert_eq!(s.mark_all_log_read().await.unwrap(), 2);
+    assert_eq!(s.unread_log_count().await.unwrap(), 0);
+    assert!(matches!(
+        s.mark_log_read(a + b + c + 100).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn results_latest_and_history(s: &Store) {
+    use Classification::*;
+    let h = s.create_host(&host("h")).await.unwrap();
+    let h2 = s.create_host(&host("h2")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    s.put_plugin(&plugin("a.mem"), &package()).await.unwrap();
+    let c = s
+        .create_check(&check("c", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let mut batch: Vec<CheckResult> = (0..10)
+        .map(|i| result(h, "a.cpu", i * 60_000, Some(i as f64), Ok))
+        .collect();
+    batch[9].classification = Major;
+    batch[9].check_id = Some(c);
+    batch[9].result_type = ResultType::ConnectionTimeout;
+    batch[9].value = None;
+    batch.push(result(h2, "a.mem", 5, Some(1.5), Minor));
+    s.insert_results(&batch).await.unwrap();
+
+    assert_eq!(
+        s.latest_result(h, "a.cpu").await.unwrap(),
+        Some(batch[9].clone())
+    );
+    assert_eq!(s.latest_result(h, "a.mem").await.unwrap(), None);
+    let last = s.last_results(h, "a.cpu", 3).await.unwrap();
+    assert_eq!(last, batch[7..10].to_vec(), "last n, oldest first");
+    let range = s.results_range(h, "a.cpu", 60_000, 180_000).await.unwrap();
+    assert_eq!(range, batch[1..3].to_vec());
+    assert!(s
+        .results_range(h, "no.such", 0, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A batch that arrives late does not replace a newer latest result.
+    s.insert_results(&[result(h, "a.cpu", 30_000, Some(100.0), Critical)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.latest_result(h, "a.cpu")
+            .await
+            .unwrap()
+            .unwrap()
+            .timestamp,
+        540_000
+    );
+    assert_eq!(
+        s.results_range(h, "a.cpu", 0, 60_000).await.unwrap().len(),
+        2
+    );
+
+    let mut latest = s.latest_classifications().await.unwrap();
+    latest.sort_by_key(|l| l.host_id);
+    assert_eq!(latest.len(), 2);
+    assert_eq!(
+        (
+            latest[0].host_id,
+            latest[0].plugin_id.as_str(),
+            latest[0].classification
+        ),
+        (h, "a.cpu", Major)
+    );
+    assert_eq!((latest[1].host_id, latest[1].classification), (h2, Minor));
+    let for_host = s.latest_results_for_host(h2).await.unwrap();
+    assert_eq!(for_host, vec![batch[10].clone()]);
+    s.insert_results(&[]).await.unwrap();
+}
+
+async fn rollups_merge_across_batches(s: &Store) {
+    use Classification::*;
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let hour = 3_600_000;
+    s.insert_results(&[
+        result(h, "a.cpu", hour, Some(4.0), Ok),
+        result(h, "a.cpu", hour + 60_000, Some(2.0), Minor),
+    ])
+    .await
+    .unwrap();
+    s.insert_results(&[
+        result(h, "a.cpu", hour + 120_000, Some(9.0), Ok),
+        result(h, "a.cpu", hour + 180_000, None, Ok),
+        result(h, "a.cpu", hour + 600_000, Some(1.0), Unknown), // third 5-minute bucket
+    ])
+    .await
+    .unwrap();
+    let five = s
+        .rollups_range(h, "a.cpu", Resolution::FiveMinutes, hour, 2 * hour)
+        .await
+        .unwrap();
+    assert_eq!(five.len(), 2);
+    let b = &five[0];
+    assert_eq!(
+        (b.bucket_start, b.min, b.max, b.count, b.worst),
+        (hour, Some(2.0), Some(9.0), 4, Minor)
+    );
+    assert_eq!(b.avg, Some(5.0));
+    assert_eq!((five[1].bucket_start, five[1].count), (hour + 600_000, 1));
+    let hourly = s
+        .rollups_range(h, "a.cpu", Resolution::OneHour, hour, 2 * hour)
+        .await
+        .unwrap();
+    assert_eq!(hourly.len(), 1);
+    assert_eq!(
+        (
+            hourly[0].min,
+            hourly[0].max,
+            hourly[0].count,
+            hourly[0].worst
+        ),
+        (Some(1.0), Some(9.0), 5, Minor)
+    );
+    assert_eq!(hourly[0].avg, Some(4.0));
+    // A bucket of results without values has no min/avg/max but still counts them.
+    s.insert_results(&[result(h, "a.cpu", 5 * hour, None, Critical)])
+        .await
+        .unwrap();
+    let empty = s
+        .rollups_range(h, "a.cpu", Resolution::OneHour, 5 * hour, 6 * hour)
+        .await
+        .unwrap();
+    assert_eq!(
+        (empty[0].min, empty[0].avg, empty[0].count, empty[0].worst),
+        (None, None, 1, Critical)
+    );
+}
+
+async fn batch_with_unknown_reference_is_refused_whole(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let good = result(h, "a.cpu", 1, Some(1.0), Classification::Ok);
+    let e = s
+        .insert_results(&[
+            good.clone(),
+            result(h + 100, "a.cpu", 2, None, Classification::Ok),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&e), "host_id");
+    let e = s
+        .insert_results(&[
+            good.clone(),
+            result(h, "no.such", 2, None, Classification::Ok),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&e), "plugin_id");
+    let mut bad_check = good.clone();
+    bad_check.check_id = Some(404);
+    assert_eq!(
+        field_of(&s.insert_results(&[bad_check]).await.unwrap_err()),
+        "check_id"
+    );
+    assert_eq!(s.latest_result(h, "a.cpu").await.unwrap(), None);
+    assert!(s.results_range(h, "a.cpu", 0, 10).await.unwrap().is_empty());
+    assert!(s
+        .rollups_range(h, "a.cpu", Resolution::OneHour, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn series_picks_resolution_by_span(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let now = prophasis_store::now_millis();
+    let day = 24 * 3_600_000;
+    let batch: Vec<CheckResult> = (0..48)
+        .map(|i| {
+            result(
+                h,
+                "a.cpu",
+                now - i * 3_600_000,
+                Some(i as f64),
+                Classification::Ok,
+            )
+        })
+        .collect();
+    s.insert_results(&batch).await.unwrap();
+    match s.series(h, "a.cpu", now - day, now + 1).await.unwrap() {
+        Series::Raw(points) => assert_eq!(points.len(), 25),
+        other => panic!("one day should be raw: {other:?}"),
+    }
+    match s.series(h, "a.cpu", now - 30 * day, now + 1).await.unwrap() {
+        Series::FiveMinutes(points) => assert_eq!(points.len(), 48),
+        other => panic!("a month should be 5-minute rollups: {other:?}"),
+    }
+    match s
+        .series(h, "a.cpu", now - 365 * day, now + 1)
+        .await
+        .unwrap()
+    {
+        Series::OneHour(points) => {
+            assert_eq!(points.len(), 48);
+            assert_eq!(points.iter().map(|p| p.count).sum::<i64>(), 48);
+        }
+        other => panic!("a year should be hourly rollups: {other:?}"),
+    }
+}
+
+async fn retention_removes_old_rows(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let day = 24 * 3_600_000;
+    let now = 10_000 * day;
+    s.set_retention(prophasis_store::Retention {
+        raw_days: 7,
+        five_minute_days: 30,
+        hourly_days: 365,
+    });
+    let ages = [1, 10, 100, 1000];
+    let batch: Vec<CheckResult> = ages
+        .iter()
+        .map(|a| result(h, "a.cpu", now - a * day, Some(1.0), Classification::Ok))
+        .collect();
+    s.insert_results(&batch).await.unwrap();
+    let report = s.apply_retention(now).await.unwrap();
+    assert_eq!(
+        (
+            report.results,
+            report.five_minute_rollups,
+            report.hourly_rollups
+        ),
+        (3, 2, 1)
+    );
+    let left = s.results_range(h, "a.cpu", 0, now).await.unwrap();
+    assert_eq!(left, vec![batch[0].clone()]);
+    assert_eq!(
+        s.rollups_range(h, "a.cpu", Resolution::FiveMinutes, 0, now)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.rollups_range(h, "a.cpu", Resolution::OneHour, 0, now)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(s.apply_retention(now).await.unwrap(), Default::default());
+}
+
+async fn deleting_a_host_takes_its_data(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    let other = s.create_host(&host("other")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let g = s
+        .create_host_group(&HostGroup {
+            name: "g".into(),
+            member_hosts: vec![h, other],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let c = s
+        .create_check(&check("c", vec![h, other], &["a.cpu"]))
+        .await
+        .unwrap();
+    let svc = s
+        .create_service(&Service {
+            name: "s".into(),
+            dependencies: vec![Member::Host(h), Member::Host(other)],
+            redundancy_groups: vec![
+                RedundancyGroup {
+                    name: "only h".into(),
+                    members: vec![Member::Host(h)],
+                },
+                RedundancyGroup {
+                    name: "both".into(),
+                    members: vec![Member::Host(h), Member::Host(other)],
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut a = alert("a");
+    a.scope.hosts = vec![h];
+    let a = s.create_alert(&a).await.unwrap();
+    s.create_override(&ClassifierOverride {
+        id: 0,
+        plugin_id: "a.cpu".into(),
+        target: OverrideTarget::Host(h),
+        n_historical: 1,
+        code: "x".into(),
+    })
+    .await
+    .unwrap();
+    s.insert_results(&[
+        result(h, "a.cpu", 1, Some(1.0), Classification::Ok),
+        result(h, "a.cpu", 2, Some(1.0), Classification::Ok),
+        result(other, "a.cpu", 1, Some(1.0), Classification::Ok),
+    ])
+    .await
+    .unwrap();
+
+    let impact = s.host_delete_impact(h).await.unwrap();
+    for (kind, n) in [
+        ("results", 2),
+        ("rollups", 2),
+        ("latest_results", 1),
+        ("host_group_memberships", 1),
+        ("check_memberships", 1),
+        ("service_dependencies", 1),
+        ("redundancy_group_memberships", 2),
+        ("redundancy_groups", 1),
+        ("alert_scopes", 1),
+        ("classifier_overrides", 1),
+    ] {
+        assert_eq!(impact.get(kind), n, "{kind} in {impact:?}");
+    }
+    s.delete_host(h).await.unwrap();
+    assert_eq!(s.get_host_group(g).await.unwrap().member_hosts, vec![other]);
+    assert_eq!(s.get_check(c).await.unwrap().hosts, vec![other]);
+    let svc = s.get_service(svc).await.unwrap();
+    assert_eq!(svc.dependencies, vec![Member::Host(other)]);
+    assert_eq!(
+        svc.redundancy_groups.len(),
+        1,
+        "the group that only held h is gone"
+    );
+    assert_eq!(svc.redundancy_groups[0].members, vec![Member::Host(other)]);
+    assert!(s.get_alert(a).await.unwrap().scope.hosts.is_empty());
+    assert!(s.list_overrides().await.unwrap().is_empty());
+    assert!(s.results_range(h, "a.cpu", 0, 10).await.unwrap().is_empty());
+    assert!(s
+        .rollups_range(h, "a.cpu", Resolution::OneHour, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.latest_classifications().await.unwrap().len(), 1);
+    assert_eq!(
+        s.results_range(other, "a.cpu", 0, 10).await.unwrap().len(),
+        1,
+        "other host untouched"
+    );
+}
+
+async fn deleting_a_plugin_takes_its_data(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    s.put_plugin(&plugin("a.mem"), &package()).await.unwrap();
+    let c = s
+        .create_check(&check("c", vec![h], &["a.cpu", "a.mem"]))
+        .await
+        .unwrap();
+    let mut only_cpu = alert("only cpu");
+    only_cpu.plugins = vec!["a.cpu".into()];
+    let only_cpu = s.create_alert(&only_cpu).await.unwrap();
+    let mut both = alert("both");
+    both.plugins = vec!["a.cpu".into(), "a.mem".into()];
+    let both = s.create_alert(&both).await.unwrap();
+    s.create_override(&ClassifierOverride {
+        id: 0,
+        plugin_id: "a.cpu".into(),
+        target: OverrideTarget::Check(c),
+        n_historical: 1,
+        code: "x".into(),
+    })
+    .await
+    .unwrap();
+    s.insert_results(&[
+        result(h, "a.cpu", 1, Some(1.0), Classification::Ok),
+        result(h, "a.mem", 1, Some(1.0), Classification::Ok),
+    ])
+    .await
+    .unwrap();
+    let impact = s.plugin_delete_impact("a.cpu").await.unwrap();
+    for (kind, n) in [
+        ("results", 1),
+        ("rollups", 2),
+        ("latest_results", 1),
+        ("check_assignments", 1),
+        ("alert_restrictions", 2),
+        ("alerts_disabled", 1),
+        ("classifier_overrides", 1),
+    ] {
+        assert_eq!(impact.get(kind), n, "{kind} in {impact:?}");
+    }
+    s.delete_plugin("a.cpu").await.unwrap();
+    assert!(matches!(
+        s.get_plugin("a.cpu").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.plugin_package("a.cpu").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        s.get_check(c).await.unwrap().plugins,
+        vec!["a.mem".to_string()]
+    );
+    let only_cpu = s.get_alert(only_cpu).await.unwrap();
+    assert!(only_cpu.plugins.is_empty());
+    assert!(!only_cpu.enabled, "an alert must not widen to every plugin");
+    let both = s.get_alert(both).await.unwrap();
+    assert_eq!(
+        (both.plugins, both.enabled),
+        (vec!["a.mem".to_string()], true)
+    );
+    assert!(s.list_overrides().await.unwrap().is_empty());
+    assert_eq!(s.latest_classifications().await.unwrap().len(), 1);
+    assert!(matches!(
+        s.delete_plugin("a.cpu").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // The id is free again and starts with no history.
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    assert!(s.results_range(h, "a.cpu", 0, 10).await.unwrap().is_empty());
+}
+
+async fn deleting_a_check_keeps_results(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let c = s
+        .create_check(&check("c", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let c2 = s
+        .create_check(&check("c2", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let sch = s
+        .create_schedule(&Schedule {
+            name: "s".into(),
+            checks: vec![c, c2],
+            intervals: vec![Interval {
+                id: 0,
+                start: 0,
+                period_seconds: 60,
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut a = alert("a");
+    a.checks = vec![c];
+    let a = s.create_alert(&a).await.unwrap();
+    let mut r = result(h, "a.cpu", 1, Some(1.0), Classification::Ok);
+    r.check_id = Some(c);
+    s.insert_results(std::slice::from_ref(&r)).await.unwrap();
+    let impact = s.check_delete_impact(c).await.unwrap();
+    assert_eq!(
+        (
+            impact.get("schedule_memberships"),
+            impact.get("alerts_disabled")
+        ),
+        (1, 1)
+    );
+    s.delete_check(c).await.unwrap();
+    let kept = s.results_range(h, "a.cpu", 0, 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].check_id, None);
+    assert_eq!(
+        s.latest_result(h, "a.cpu").await.unwrap().unwrap().check_id,
+        None
+    );
+    assert_eq!(s.get_schedule(sch).await.unwrap().checks, vec![c2]);
+    let a = s.get_alert(a).await.unwrap();
+    assert!(a.checks.is_empty() && !a.enabled);
+    assert!(matches!(
+        s.check_delete_impact(c).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn deleting_groups_and_services(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    let inner = s
+        .create_host_group(&HostGroup {
+            name: "inner".into(),
+            member_hosts: vec![h],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let outer = s
+        .create_host_group(&HostGroup {
+            name: "outer".into(),
+            member_groups: vec![inner],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let child = s
+        .create_service(&Service {
+            name: "child".into(),
+            redundancy_groups: vec![RedundancyGroup {
+                name: "r".into(),
+                members: vec![Member::HostGroup(inner)],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let parent = s
+        .create_service(&Service {
+            name: "parent".into(),
+            dependencies: vec![Member::Host(h)],
+            services: vec![child],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let impact = s.host_group_delete_impact(inner).await.unwrap();
+    assert_eq!(
+        (
+            impact.get("member_entries"),
+            impact.get("host_group_memberships"),
+            impact.get("redundancy_groups")
+        ),
+        (1, 1, 1)
+    );
+    s.delete_host_group(inner).await.unwrap();
+    assert!(s
+        .get_host_group(outer)
+        .await
+        .unwrap()
+        .member_groups
+        .is_empty());
+    assert!(s
+        .get_service(child)
+        .await
+        .unwrap()
+        .redundancy_groups
+        .is_empty());
+    assert_eq!(s.get_host(h).await.unwrap().name, "h", "member hosts stay");
+    assert_eq!(
+        s.service_delete_impact(child)
+            .await
+            .unwrap()
+            .get("nested_in_services"),
+        1
+    );
+    s.delete_service(child).await.unwrap();
+    assert!(s.get_service(parent).await.unwrap().services.is_empty());
+    assert!(matches!(
+        s.delete_service(child).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete_host_group(inner).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
