@@ -196,11 +196,15 @@ pub async fn run_entry(
     let outcome = tokio::time::timeout(timeout, work).await;
     // Whatever the plugin left in its group goes now: on timeout the whole tree, after a
     // normal exit any helper it forgot. The group id cannot be reused while members live.
-    kill_group(pgid);
     let (out, overflow, err, status) = match outcome {
-        Ok(r) => r,
+        Ok(r) => {
+            kill_group(pgid);
+            r
+        }
         Err(_) => {
+            // Asked before the kill, so the message can tell a hang from a leak.
             let exited = matches!(child.try_wait(), Ok(Some(_)));
+            kill_group(pgid);
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
             let secs = timeout.as_secs_f64();
             return Err(ExecError::Timeout(if exited {
