@@ -4,5 +4,16 @@
 //! The server is wiring: it owns no domain rules (those are in `prophasis-model`), no
 //! storage backend (`prophasis-store`) and no Lua (`prophasis-classifier`).
 
+pub mod app;
+pub mod catalog;
+pub mod config;
 pub mod dispatch;
+pub mod health;
+pub mod metrics;
+pub mod pipeline;
+pub mod plugins;
+pub mod quickstart;
 pub mod scheduler;
+pub mod serve;
+pub mod syslog;
+pub mod web;

@@ -1,5 +1,143 @@
-//! `prophasis`: the server and admin CLI in one binary.
+//! `prophasis`: the server and admin CLI in one binary. A thin shell: each command parses
+//! its flags and calls into the library.
 
-fn main() {
-    println!("prophasis {}", env!("CARGO_PKG_VERSION"));
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use prophasis::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "prophasis",
+    version,
+    about = "Prophasis monitoring server and admin CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything on this machine in one command: SQLite in a data folder, the server, a
+    /// local agent registered as host `localhost`, the reference plugins and a 30-second
+    /// schedule. Prints the URL and, on first start, the admin credentials.
+    Quickstart {
+        /// Data folder (created if missing; reused when it exists).
+        #[arg(long, default_value = "prophasis-data")]
+        data: PathBuf,
+        /// Address of the web UI and API.
+        #[arg(long, default_value = "127.0.0.1:4047")]
+        listen: SocketAddr,
+    },
+    /// Run the server with a configuration file (TOML; see `check-config`).
+    Server {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a server configuration file and print the settings in force.
+    CheckConfig {
+        /// The TOML file to check.
+        path: PathBuf,
+    },
+    /// Work with plugin packages.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate a plugin folder (manifest.json and the files it names) and build its
+    /// .tar.gz package.
+    Pack {
+        /// The plugin folder.
+        dir: PathBuf,
+        /// Where to write the package (default: <id>-<version>.tar.gz here).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,prophasis=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Quickstart { data, listen } => {
+            runtime()?.block_on(prophasis::quickstart::run(&data, listen))
+        }
+        Command::Server { config } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(server(config))
+        }
+        Command::CheckConfig { path } => {
+            let c = Config::load(&path)?;
+            println!("{}: ok", path.display());
+            println!("listen: {}", c.listen);
+            println!("database: {}", c.database_url());
+            println!("data_dir: {}", c.data_dir.display());
+            Ok(())
+        }
+        Command::Plugin {
+            command: PluginCommand::Pack { dir, output },
+        } => {
+            let archive = prophasis_protocol::package::pack_dir(&dir)?;
+            let manifest = prophasis_protocol::package::read_manifest(&archive)?;
+            let out = output.unwrap_or_else(|| {
+                PathBuf::from(format!("{}-{}.tar.gz", manifest.id, manifest.version))
+            });
+            std::fs::write(&out, &archive)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "{}: {} version {} ({} bytes)",
+                out.display(),
+                manifest.id,
+                manifest.version,
+                archive.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn server(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = Arc::new(
+        prophasis_store::Store::open(&config.database_url())
+            .await
+            .context("opening the database")?,
+    );
+    let credentials = prophasis::serve::ensure_admin(&store).await?;
+    let running = prophasis::serve::start(&config, store, None).await?;
+    println!("url: http://{}/", running.addr);
+    if let Some((user, password)) = credentials {
+        println!("user: {user}");
+        println!("password: {password}");
+    }
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
 }

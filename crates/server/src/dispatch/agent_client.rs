@@ -131,14 +131,17 @@ pub struct AgentError {
     /// The agent's error code, when the agent answered with one.
     pub code: Option<ErrorCode>,
     pub message: String,
+    /// The fingerprint presented when the agent's certificate did not match the pin.
+    pub refused_fingerprint: Option<String>,
 }
 
 impl AgentError {
-    fn new(result_type: ResultType, message: impl Into<String>) -> Self {
+    pub fn new(result_type: ResultType, message: impl Into<String>) -> Self {
         AgentError {
             result_type,
             code: None,
             message: message.into(),
+            refused_fingerprint: None,
         }
     }
 }
@@ -277,13 +280,15 @@ impl AgentClient {
 
     fn classify_error(&self, e: reqwest::Error) -> AgentError {
         if let Some(seen) = self.pin.lock().expect("pin state lock").refused.take() {
-            return AgentError::new(
+            let mut err = AgentError::new(
                 ResultType::ConnectionError,
                 format!(
                     "the agent's TLS certificate changed (now {seen}) and no longer matches the pinned fingerprint; \
                      if the agent was reinstalled on purpose, accept the new certificate on the host's page"
                 ),
             );
+            err.refused_fingerprint = Some(seen);
+            return err;
         }
         if e.is_timeout() {
             AgentError::new(
@@ -356,9 +361,8 @@ async fn decode<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Resu
                 _ => ResultType::RequestError,
             };
             Err(AgentError {
-                result_type,
                 code: Some(body.error.code),
-                message: body.error.message,
+                ..AgentError::new(result_type, body.error.message)
             })
         }
         Err(_) => Err(AgentError::new(

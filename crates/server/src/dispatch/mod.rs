@@ -2,3 +2,5 @@
 //! flight per host.
 
 pub mod agent_client;
+pub mod queue;
+pub mod runner;

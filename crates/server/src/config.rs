@@ -1,0 +1,274 @@
+//! The server's TOML configuration (`prophasis server --config FILE`), its defaults and its
+//! validation (`prophasis check-config FILE`). Every error names the key and says what is
+//! allowed, because a config error is usually met at 3 a.m. during an upgrade.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the web UI, API and /metrics.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<data_dir>/prophasis.db`.
+    pub database: String,
+    /// Folder for the SQLite database and other state.
+    pub data_dir: PathBuf,
+    pub scheduler: SchedulerConfig,
+    pub dispatch: DispatchConfig,
+    pub classifier: ClassifierConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// A slot found later than this is skipped (and the next slot still computed).
+    pub max_lateness_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// Requests to agents in flight at once, over all hosts (one per host at most).
+    pub max_in_flight: usize,
+    pub connect_timeout_seconds: u64,
+    /// For a whole request, including the plugin's run time on the agent.
+    pub request_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    pub instruction_limit: u64,
+    pub memory_limit_mib: u64,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Raw results are kept this many days; graphs of older ranges use rollups.
+    pub raw_days: u32,
+    pub five_minute_days: u32,
+    pub hourly_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:4047".parse().expect("valid default"),
+            database: String::new(),
+            data_dir: PathBuf::from("prophasis-data"),
+            scheduler: SchedulerConfig::default(),
+            dispatch: DispatchConfig::default(),
+            classifier: ClassifierConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_lateness_seconds: 30,
+        }
+    }
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            max_in_flight: 512,
+            connect_timeout_seconds: 5,
+            request_timeout_seconds: 60,
+        }
+    }
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            instruction_limit: 1_000_000,
+            memory_limit_mib: 16,
+            timeout_ms: 250,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            raw_days: 30,
+            five_minute_days: 180,
+            hourly_days: 1830,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.into(),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let db = self.database.as_str();
+        if !(db.is_empty()
+            || db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(("database", "must be sqlite://PATH or postgres://USER@HOST/DB (or empty for SQLite in data_dir)".into()));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(("data_dir", "must not be empty".into()));
+        }
+        let positive = [
+            (
+                "scheduler.max_lateness_seconds",
+                self.scheduler.max_lateness_seconds,
+            ),
+            ("dispatch.max_in_flight", self.dispatch.max_in_flight as u64),
+            (
+                "dispatch.connect_timeout_seconds",
+                self.dispatch.connect_timeout_seconds,
+            ),
+            (
+                "dispatch.request_timeout_seconds",
+                self.dispatch.request_timeout_seconds,
+            ),
+            (
+                "classifier.instruction_limit",
+                self.classifier.instruction_limit,
+            ),
+            (
+                "classifier.memory_limit_mib",
+                self.classifier.memory_limit_mib,
+            ),
+            ("classifier.timeout_ms", self.classifier.timeout_ms),
+            ("retention.raw_days", self.retention.raw_days.into()),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err((key, "must be greater than 0".into()));
+            }
+        }
+        if self.retention.five_minute_days < self.retention.raw_days {
+            return Err((
+                "retention.five_minute_days",
+                "must be at least retention.raw_days".into(),
+            ));
+        }
+        if self.retention.hourly_days < self.retention.five_minute_days {
+            return Err((
+                "retention.hourly_days",
+                "must be at least retention.five_minute_days".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        if self.database.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("prophasis.db").display())
+        } else {
+            self.database.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen.port(), 4047);
+        assert_eq!(c.database_url(), "sqlite://prophasis-data/prophasis.db");
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = parse(
+            "listen = \"0.0.0.0:8080\"\ndatabase = \"postgres://postgres@127.0.0.1/prophasis\"\n[scheduler]\nmax_lateness_seconds = 5\n[dispatch]\nmax_in_flight = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.database_url(), "postgres://postgres@127.0.0.1/prophasis");
+        assert_eq!(c.scheduler.max_lateness_seconds, 5);
+        assert_eq!(c.dispatch.max_in_flight, 10);
+        assert_eq!(
+            c.dispatch.request_timeout_seconds, 60,
+            "unset keys keep defaults"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[dispatch]\nmax_in_flight = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dispatch.max_in_flight") && e.contains("greater than 0"),
+            "{e}"
+        );
+        let e = parse("database = \"mysql://x\"\n").unwrap_err().to_string();
+        assert!(e.contains("`database`"), "{e}");
+        let e = parse("listne = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("listne"), "{e}");
+        let e = parse("[retention]\nraw_days = 400\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("five_minute_days"), "{e}");
+        let e = Config::load(Path::new("/nonexistent/prophasis.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read /nonexistent/prophasis.toml"), "{e}");
+    }
+}
