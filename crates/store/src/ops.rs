@@ -2272,6 +2272,7 @@ pub(crate) async fn last_results(
     Ok(out)
 }
 
+/// Long ranges take a backend-specific fast path (see `fast` in `sqlite.rs` and `pg.rs`).
 pub(crate) async fn results_range(
     pool: &Pool,
     host: HostId,
@@ -2279,20 +2280,7 @@ pub(crate) async fn results_range(
     from: Millis,
     to: Millis,
 ) -> Result<Vec<CheckResult>> {
-    let sql = format!(
-        "SELECT {RESULT_COLUMNS} FROM results WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF} \
-         AND ts >= $3 AND ts < $4 ORDER BY ts"
-    );
-    sqlx::query(&sql)
-        .bind(host)
-        .bind(plugin)
-        .bind(from)
-        .bind(to)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| result_from(r, host, plugin))
-        .collect()
+    super::fast::results_range(pool, host, plugin, from, to).await
 }
 
 pub(crate) async fn rollups_range(
@@ -2303,36 +2291,7 @@ pub(crate) async fn rollups_range(
     from: Millis,
     to: Millis,
 ) -> Result<Vec<Rollup>> {
-    let sql = format!(
-        "SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
-         WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF} AND resolution = $3 AND bucket >= $4 AND bucket < $5 \
-         ORDER BY bucket"
-    );
-    sqlx::query(&sql)
-        .bind(host)
-        .bind(plugin)
-        .bind(resolution_code(resolution))
-        .bind(resolution.bucket_start(from))
-        .bind(to)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| {
-            let n_value: i64 = r.try_get(4)?;
-            let sum: f64 = r.try_get(3)?;
-            Ok(Rollup {
-                host_id: host,
-                plugin_id: plugin.to_string(),
-                resolution,
-                bucket_start: r.try_get(0)?,
-                min: r.try_get(1)?,
-                max: r.try_get(2)?,
-                avg: (n_value > 0).then(|| sum / n_value as f64),
-                count: r.try_get(5)?,
-                worst: classification_from(r.try_get(6)?)?,
-            })
-        })
-        .collect()
+    super::fast::rollups_range(pool, host, plugin, resolution, from, to).await
 }
 
 /// Deletes what is older than the retention allows, series by series so every delete

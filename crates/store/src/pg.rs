@@ -125,3 +125,134 @@ pub(crate) async fn storage(pool: &PgPool) -> Result<StorageStats> {
         results_bytes: Some(results),
     })
 }
+
+/// Reads of long ranges as one row of arrays: PostgreSQL aggregates the column values and
+/// sqlx decodes six arrays instead of 43,200 rows (a 30-day graph), each with its own
+/// per-row bookkeeping.
+pub(crate) mod fast {
+    use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
+    use sqlx::postgres::PgPool;
+    use sqlx::Row;
+
+    use crate::codes::{classification_from, resolution_code, result_type_from};
+    use crate::error::{Result, StoreError};
+
+    fn same_length(lengths: &[usize]) -> Result<usize> {
+        let n = lengths.first().copied().unwrap_or(0);
+        if lengths.iter().any(|l| *l != n) {
+            return Err(StoreError::Corrupt(
+                "aggregated columns differ in length".into(),
+            ));
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn results_range(
+        pool: &PgPool,
+        host: HostId,
+        plugin: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<CheckResult>> {
+        let row = sqlx::query(
+            "SELECT array_agg(ts), array_agg(check_id), array_agg(value), array_agg(message), \
+             array_agg(result_type), array_agg(classification) FROM \
+             (SELECT ts, check_id, value, message, result_type, classification FROM results \
+              WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
+              AND ts >= $3 AND ts < $4 ORDER BY ts) s",
+        )
+        .bind(host)
+        .bind(plugin)
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await?;
+        let ts: Vec<i64> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
+        let check: Vec<Option<i64>> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
+        let value: Vec<Option<f64>> = row.try_get::<Option<_>, _>(2)?.unwrap_or_default();
+        let message: Vec<String> = row.try_get::<Option<_>, _>(3)?.unwrap_or_default();
+        let rtype: Vec<i16> = row.try_get::<Option<_>, _>(4)?.unwrap_or_default();
+        let class: Vec<i16> = row.try_get::<Option<_>, _>(5)?.unwrap_or_default();
+        same_length(&[
+            ts.len(),
+            check.len(),
+            value.len(),
+            message.len(),
+            rtype.len(),
+            class.len(),
+        ])?;
+        ts.into_iter()
+            .zip(check)
+            .zip(value)
+            .zip(message)
+            .zip(rtype.into_iter().zip(class))
+            .map(|((((ts, check_id), value), message), (t, c))| {
+                Ok(CheckResult {
+                    host_id: host,
+                    plugin_id: plugin.to_string(),
+                    check_id,
+                    timestamp: ts,
+                    value,
+                    message,
+                    result_type: result_type_from(t)?,
+                    classification: classification_from(c)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn rollups_range(
+        pool: &PgPool,
+        host: HostId,
+        plugin: &str,
+        resolution: Resolution,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Rollup>> {
+        let row = sqlx::query(
+            "SELECT array_agg(bucket), array_agg(min_value), array_agg(max_value), array_agg(sum_value), \
+             array_agg(n_value), array_agg(n_all), array_agg(worst) FROM \
+             (SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
+              WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
+              AND resolution = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket) s",
+        )
+        .bind(host)
+        .bind(plugin)
+        .bind(resolution_code(resolution))
+        .bind(resolution.bucket_start(from))
+        .bind(to)
+        .fetch_one(pool)
+        .await?;
+        let bucket: Vec<i64> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
+        let min: Vec<Option<f64>> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
+        let max: Vec<Option<f64>> = row.try_get::<Option<_>, _>(2)?.unwrap_or_default();
+        let sum: Vec<f64> = row.try_get::<Option<_>, _>(3)?.unwrap_or_default();
+        let n_value: Vec<i64> = row.try_get::<Option<_>, _>(4)?.unwrap_or_default();
+        let n_all: Vec<i64> = row.try_get::<Option<_>, _>(5)?.unwrap_or_default();
+        let worst: Vec<i16> = row.try_get::<Option<_>, _>(6)?.unwrap_or_default();
+        let n = same_length(&[
+            bucket.len(),
+            min.len(),
+            max.len(),
+            sum.len(),
+            n_value.len(),
+            n_all.len(),
+            worst.len(),
+        ])?;
+        (0..n)
+            .map(|i| {
+                Ok(Rollup {
+                    host_id: host,
+                    plugin_id: plugin.to_string(),
+                    resolution,
+                    bucket_start: bucket[i],
+                    min: min[i],
+                    max: max[i],
+                    avg: (n_value[i] > 0).then(|| sum[i] / n_value[i] as f64),
+                    count: n_all[i],
+                    worst: classification_from(worst[i])?,
+                })
+            })
+            .collect()
+    }
+}

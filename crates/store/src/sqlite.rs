@@ -152,7 +152,6 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
     sql.push_str(head);
     sql.push_str(" VALUES ");
-    let mut n = 0;
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
@@ -162,9 +161,9 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            // Anonymous `?`: with `$N`, binding looks every name up in a list that
+            // SQLite scans linearly, which is quadratic in the number of parameters.
+            sql.push('?');
         }
         sql.push(')');
     }
@@ -251,4 +250,216 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
         total_bytes: pages * page_size,
         results_bytes: results,
     })
+}
+
+/// Reads of long ranges (a 30-day graph is 43,200 results) straight from the SQLite
+/// library. sqlx's SQLite driver runs statements on a worker thread and hands every row
+/// across a channel as an owned row object, which costs several microseconds per row; on
+/// this path that was most of the time. This module steps one prepared statement on the
+/// connection sqlx holds (locked for the duration) and builds the model values directly.
+pub(crate) mod fast {
+    use std::ffi::{c_int, CStr};
+    use std::ptr;
+
+    use libsqlite3_sys as ffi;
+    use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
+    use sqlx::sqlite::SqlitePool;
+
+    use crate::codes::{classification_from, resolution_code, result_type_from};
+    use crate::error::{Result, StoreError};
+
+    /// A prepared statement finalized on every way out.
+    struct Stmt {
+        db: *mut ffi::sqlite3,
+        raw: *mut ffi::sqlite3_stmt,
+    }
+
+    impl Drop for Stmt {
+        fn drop(&mut self) {
+            // SAFETY: `raw` came from sqlite3_prepare_v2 on `db` and is finalized once.
+            unsafe { ffi::sqlite3_finalize(self.raw) };
+        }
+    }
+
+    fn error(db: *mut ffi::sqlite3, rc: c_int) -> StoreError {
+        // SAFETY: sqlite3_errmsg returns a valid NUL-terminated string owned by `db`.
+        let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }
+            .to_string_lossy()
+            .into_owned();
+        StoreError::Database(sqlx::Error::Protocol(format!("SQLite error {rc}: {msg}")))
+    }
+
+    enum Arg<'a> {
+        Int(i64),
+        Text(&'a str),
+    }
+
+    impl Stmt {
+        /// SAFETY: `db` must be a valid connection handle that no other thread uses while
+        /// the statement lives (guaranteed by holding sqlx's handle lock).
+        unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str, args: &[Arg<'_>]) -> Result<Stmt> {
+            let mut raw = ptr::null_mut();
+            let rc = ffi::sqlite3_prepare_v2(
+                db,
+                sql.as_ptr().cast(),
+                sql.len() as c_int,
+                &mut raw,
+                ptr::null_mut(),
+            );
+            if rc != ffi::SQLITE_OK {
+                return Err(error(db, rc));
+            }
+            let stmt = Stmt { db, raw };
+            for (i, arg) in args.iter().enumerate() {
+                let idx = i as c_int + 1;
+                let rc = match arg {
+                    Arg::Int(v) => ffi::sqlite3_bind_int64(raw, idx, *v),
+                    Arg::Text(t) => ffi::sqlite3_bind_text(
+                        raw,
+                        idx,
+                        t.as_ptr().cast(),
+                        t.len() as c_int,
+                        ffi::SQLITE_TRANSIENT(),
+                    ),
+                };
+                if rc != ffi::SQLITE_OK {
+                    return Err(error(db, rc));
+                }
+            }
+            Ok(stmt)
+        }
+
+        /// `Ok(true)` while there is a row.
+        fn step(&mut self) -> Result<bool> {
+            // SAFETY: valid statement, see `prepare`.
+            match unsafe { ffi::sqlite3_step(self.raw) } {
+                ffi::SQLITE_ROW => Ok(true),
+                ffi::SQLITE_DONE => Ok(false),
+                rc => Err(error(self.db, rc)),
+            }
+        }
+
+        fn is_null(&self, col: c_int) -> bool {
+            // SAFETY: valid statement positioned on a row.
+            unsafe { ffi::sqlite3_column_type(self.raw, col) == ffi::SQLITE_NULL }
+        }
+
+        fn i64(&self, col: c_int) -> i64 {
+            // SAFETY: as above.
+            unsafe { ffi::sqlite3_column_int64(self.raw, col) }
+        }
+
+        fn opt_i64(&self, col: c_int) -> Option<i64> {
+            (!self.is_null(col)).then(|| self.i64(col))
+        }
+
+        fn opt_f64(&self, col: c_int) -> Option<f64> {
+            // SAFETY: as above.
+            (!self.is_null(col)).then(|| unsafe { ffi::sqlite3_column_double(self.raw, col) })
+        }
+
+        fn text(&self, col: c_int) -> String {
+            // SAFETY: as above; the pointer is valid for `bytes` bytes until the next step.
+            unsafe {
+                let p = ffi::sqlite3_column_text(self.raw, col);
+                if p.is_null() {
+                    return String::new();
+                }
+                let n = ffi::sqlite3_column_bytes(self.raw, col) as usize;
+                String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned()
+            }
+        }
+
+        fn i16(&self, col: c_int) -> Result<i16> {
+            let v = self.i64(col);
+            i16::try_from(v).map_err(|_| StoreError::Corrupt(format!("code {v}")))
+        }
+    }
+
+    const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = ?2)";
+
+    pub(crate) async fn results_range(
+        pool: &SqlitePool,
+        host: HostId,
+        plugin: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<CheckResult>> {
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        let sql = format!(
+            "SELECT ts, check_id, value, message, result_type, classification FROM results \
+             WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND ts >= ?3 AND ts < ?4 ORDER BY ts"
+        );
+        let args = [
+            Arg::Int(host),
+            Arg::Text(plugin),
+            Arg::Int(from),
+            Arg::Int(to),
+        ];
+        // SAFETY: `db` is the connection sqlx holds; `handle` keeps it locked until the
+        // statement is finalized at the end of this block.
+        let mut stmt = unsafe { Stmt::prepare(db, &sql, &args)? };
+        let mut out = Vec::new();
+        while stmt.step()? {
+            out.push(CheckResult {
+                host_id: host,
+                plugin_id: plugin.to_string(),
+                check_id: stmt.opt_i64(1),
+                timestamp: stmt.i64(0),
+                value: stmt.opt_f64(2),
+                message: stmt.text(3),
+                result_type: result_type_from(stmt.i16(4)?)?,
+                classification: classification_from(stmt.i16(5)?)?,
+            });
+        }
+        drop(stmt);
+        Ok(out)
+    }
+
+    pub(crate) async fn rollups_range(
+        pool: &SqlitePool,
+        host: HostId,
+        plugin: &str,
+        resolution: Resolution,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Rollup>> {
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        let sql = format!(
+            "SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
+             WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND resolution = ?3 \
+             AND bucket >= ?4 AND bucket < ?5 ORDER BY bucket"
+        );
+        let args = [
+            Arg::Int(host),
+            Arg::Text(plugin),
+            Arg::Int(resolution_code(resolution) as i64),
+            Arg::Int(resolution.bucket_start(from)),
+            Arg::Int(to),
+        ];
+        // SAFETY: as in `results_range`.
+        let mut stmt = unsafe { Stmt::prepare(db, &sql, &args)? };
+        let mut out = Vec::new();
+        while stmt.step()? {
+            let n_value = stmt.i64(4);
+            let sum = stmt.opt_f64(3).unwrap_or(0.0);
+            out.push(Rollup {
+                host_id: host,
+                plugin_id: plugin.to_string(),
+                resolution,
+                bucket_start: stmt.i64(0),
+                min: stmt.opt_f64(1),
+                max: stmt.opt_f64(2),
+                avg: (n_value > 0).then(|| sum / n_value as f64),
+                count: stmt.i64(5),
+                worst: classification_from(stmt.i16(6)?)?,
+            });
+        }
+        drop(stmt);
+        Ok(out)
+    }
 }

@@ -1,0 +1,283 @@
+//! Storage benchmark: ingest rate (batched, durable, rollups included) against a naive
+//! one-result-per-transaction baseline, reads of a 30-day raw range and a 1-year rollup
+//! range, and bytes on disk per stored result, on SQLite and PostgreSQL.
+//!
+//! `cargo bench -p prophasis-store` (bounded: about a minute per backend). PostgreSQL comes
+//! from `PROPHASIS_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! a database is created for the run and dropped after it.
+
+use std::time::{Duration, Instant};
+
+use prophasis_model::*;
+use prophasis_store::{Series, Store};
+use sqlx::Connection;
+
+const HOSTS: i64 = 1_000;
+const PLUGINS: usize = 10;
+/// One batch is one minute of a site with 1,000 hosts × 10 plugins: every result is a
+/// different series, the worst case for the latest table and the rollups.
+const BATCHES: i64 = 30;
+const MINUTE: i64 = 60_000;
+const DAY: i64 = 24 * 60 * MINUTE;
+
+fn plugin(id: &str) -> Plugin {
+    Plugin {
+        id: id.into(),
+        name: id.into(),
+        description: String::new(),
+        version: 1.0,
+        n_historical: 10,
+        classifier: "return \"ok\"".into(),
+        view: "value_graph".into(),
+        view_source: None,
+        manifest: serde_json::json!({}),
+    }
+}
+
+fn result(host: HostId, plugin: &str, ts: Millis, i: i64) -> CheckResult {
+    let value = (i % 1000) as f64 / 10.0;
+    CheckResult {
+        host_id: host,
+        plugin_id: plugin.into(),
+        check_id: None,
+        timestamp: ts,
+        value: Some(value),
+        message: format!("{value:.1} %"),
+        result_type: ResultType::Plugin,
+        classification: if i % 97 == 0 {
+            Classification::Minor
+        } else {
+            Classification::Ok
+        },
+    }
+}
+
+struct Figures {
+    backend: &'static str,
+    ingest_per_s: f64,
+    naive_per_s: f64,
+    naive_n: usize,
+    read_30d: (Duration, Duration, usize),
+    read_1y: (Duration, Duration, usize),
+    results: i64,
+    results_bytes: i64,
+    total_bytes: i64,
+}
+
+fn timed_median(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    (samples[samples.len() / 2], samples[0])
+}
+
+async fn run(store: &Store) -> Figures {
+    let plugin_ids: Vec<String> = (0..PLUGINS).map(|p| format!("bench.plugin{p}")).collect();
+    for p in &plugin_ids {
+        store
+            .put_plugin(&plugin(p), &PluginPackage::default())
+            .await
+            .unwrap();
+    }
+    let mut hosts = Vec::new();
+    for h in 0..HOSTS + 2 {
+        let host = Host {
+            id: 0,
+            name: format!("host{h}"),
+            address: format!("10.0.{}.{}", h / 250, h % 250),
+            port: 4048,
+            description: String::new(),
+            auth_key: "k".into(),
+            tls_fingerprint: None,
+            enabled: true,
+        };
+        hosts.push(store.create_host(&host).await.unwrap());
+    }
+    let (reader, yearly) = (hosts[HOSTS as usize], hosts[HOSTS as usize + 1]);
+    let now = prophasis_store::now_millis();
+    let start = now - 40 * DAY;
+
+    // Batched ingest.
+    let mut stored = 0i64;
+    let mut spent = Duration::ZERO;
+    for b in 0..BATCHES {
+        let ts = start + b * MINUTE;
+        let batch: Vec<CheckResult> = hosts[..HOSTS as usize]
+            .iter()
+            .flat_map(|h| plugin_ids.iter().map(move |p| (h, p)))
+            .enumerate()
+            .map(|(i, (h, p))| result(*h, p, ts, i as i64 + b))
+            .collect();
+        let t = Instant::now();
+        store.insert_results(&batch).await.unwrap();
+        spent += t.elapsed();
+        stored += batch.len() as i64;
+    }
+    let ingest_per_s = stored as f64 / spent.as_secs_f64();
+
+    // Baseline: the same API, one result per call, so one transaction per result.
+    let t = Instant::now();
+    let mut naive_n = 0;
+    while naive_n < 2_000 && t.elapsed() < Duration::from_secs(4) {
+        let r = result(
+            hosts[naive_n % 100],
+            &plugin_ids[0],
+            start + DAY + naive_n as i64,
+            naive_n as i64,
+        );
+        store
+            .insert_results(std::slice::from_ref(&r))
+            .await
+            .unwrap();
+        naive_n += 1;
+    }
+    let naive_per_s = naive_n as f64 / t.elapsed().as_secs_f64();
+    stored += naive_n as i64;
+
+    // 30 days of 1-minute results of the reader host, whose 10 plugins report together,
+    // so its series is interleaved with nine others as it would be in production.
+    let days = 30;
+    let read_from = now - days * DAY;
+    for d in 0..days {
+        let batch: Vec<CheckResult> = (0..1440)
+            .flat_map(|m| plugin_ids.iter().map(move |p| (m, p)))
+            .map(|(m, p)| result(reader, p, read_from + d * DAY + m * MINUTE, m))
+            .collect();
+        store.insert_results(&batch).await.unwrap();
+        stored += batch.len() as i64;
+    }
+    let mut samples = Vec::new();
+    let mut rows = 0;
+    for _ in 0..15 {
+        let t = Instant::now();
+        let got = store
+            .results_range(reader, &plugin_ids[3], read_from, now)
+            .await
+            .unwrap();
+        samples.push(t.elapsed());
+        rows = got.len();
+    }
+    let (median, best) = timed_median(samples);
+    let read_30d = (median, best, rows);
+
+    // A year of one result per 10 minutes; the graph reads hourly rollups.
+    let year_from = now - 365 * DAY;
+    let per_year: Vec<CheckResult> = (0..365 * 144)
+        .map(|i| result(yearly, &plugin_ids[0], year_from + i * 10 * MINUTE, i))
+        .collect();
+    for chunk in per_year.chunks(10_000) {
+        store.insert_results(chunk).await.unwrap();
+    }
+    stored += per_year.len() as i64;
+    let mut samples = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let got = store
+            .series(yearly, &plugin_ids[0], year_from, now)
+            .await
+            .unwrap();
+        samples.push(t.elapsed());
+        rows = match got {
+            Series::OneHour(points) => points.len(),
+            other => panic!("a year should read hourly rollups, got {other:?}"),
+        };
+    }
+    let (median, best) = timed_median(samples);
+    let read_1y = (median, best, rows);
+
+    let stats = store.storage_stats().await.unwrap();
+    Figures {
+        backend: store.backend_name(),
+        ingest_per_s,
+        naive_per_s,
+        naive_n,
+        read_30d,
+        read_1y,
+        results: stored,
+        results_bytes: stats.results_bytes.unwrap_or(0),
+        total_bytes: stats.total_bytes,
+    }
+}
+
+fn report(f: &Figures) {
+    println!("## {}", f.backend);
+    println!(
+        "ingest, batched (10,000 results/batch, 10,000 series, latest + 5-min + hourly rollups, durable): {:.0} results/s",
+        f.ingest_per_s
+    );
+    println!(
+        "baseline, one result per insert_results call (one transaction each), {} results: {:.0} results/s; ratio {:.0}x",
+        f.naive_n,
+        f.naive_per_s,
+        f.ingest_per_s / f.naive_per_s
+    );
+    println!(
+        "read 30 days raw ({} rows): median {:.2} ms, best {:.2} ms",
+        f.read_30d.2,
+        f.read_30d.0.as_secs_f64() * 1e3,
+        f.read_30d.1.as_secs_f64() * 1e3
+    );
+    println!(
+        "read 1 year from hourly rollups ({} rows): median {:.2} ms, best {:.2} ms",
+        f.read_1y.2,
+        f.read_1y.0.as_secs_f64() * 1e3,
+        f.read_1y.1.as_secs_f64() * 1e3
+    );
+    println!(
+        "bytes per stored result: results table + index {:.1}, whole database {:.1} ({} results, {} bytes)",
+        f.results_bytes as f64 / f.results as f64,
+        f.total_bytes as f64 / f.results as f64,
+        f.results,
+        f.total_bytes
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing: run only
+    // when benchmarking.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // PROPHASIS_BENCH_ONLY=sqlite|postgres runs one backend, for quicker iterations.
+    let only = std::env::var("PROPHASIS_BENCH_ONLY").unwrap_or_default();
+    rt.block_on(async {
+        if only != "postgres" {
+            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let path = dir.path().join("bench.db");
+            let store = Store::open(path.to_str().unwrap()).await.unwrap();
+            let f = run(&store).await;
+            report(&f);
+            store.close().await;
+        }
+        if only == "sqlite" {
+            return;
+        }
+
+        let admin_url = std::env::var("PROPHASIS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin_url} ({e}): start it with \
+                 `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+                )
+            });
+        let name = format!("prophasis_bench_{}", std::process::id());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        let store = Store::open(&url).await.unwrap();
+        let f = run(&store).await;
+        report(&f);
+        store.close().await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    });
+}
