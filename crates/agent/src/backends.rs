@@ -68,6 +68,16 @@ pub fn cleanup(config: &AgentConfig) {
     install::cleanup_leftovers(&config.plugins_dir());
 }
 
+/// Collectors that only read small /proc files, which the kernel answers without ever
+/// waiting on a device or the network: these may run on the async thread. Anything that
+/// stats file systems (NFS can hang), connects or scans /proc goes to a worker thread.
+pub fn is_instant(name: &str) -> bool {
+    matches!(
+        name,
+        "heartbeat" | "cpu_load" | "memory_usage" | "swap_usage" | "uptime" | "raid_md"
+    )
+}
+
 /// Runs built-in collector `name`. Blocking (collectors read /proc and may stat file
 /// systems): call from a blocking thread.
 pub fn run_builtin(

@@ -1,6 +1,6 @@
 //! Host facts for `GET /ping`: what the server shows about a machine without a plugin.
 //!
-//! Read straight from `uname` and `/proc`, because the agent must stay small and start on
+//! Read straight from `uname(2)` and `sysinfo(2)`, because the agent must stay small and start on
 //! any Linux without extra tools. Values that cannot be read are left empty or zero rather
 //! than failing the ping, whose first job is to say the agent is alive.
 
@@ -38,42 +38,45 @@ pub fn hostname() -> String {
     uname().map(|u| u.nodename).unwrap_or_default()
 }
 
-/// Seconds since boot, from `/proc/uptime`.
-fn uptime_seconds() -> u64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|f| f as u64)
-        .unwrap_or(0)
-}
-
-/// `MemTotal` from `/proc/meminfo`, in bytes.
-fn memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
-}
-
-fn cpu_count() -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 {
-        n as u32
-    } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
+/// Uptime in seconds and total memory in bytes, from one `sysinfo(2)` call: far cheaper
+/// than having the kernel render /proc/meminfo on every ping.
+fn sysinfo() -> (u64, u64) {
+    // SAFETY: sysinfo fills the zeroed struct and has no other effect.
+    unsafe {
+        let mut si: libc::sysinfo = std::mem::zeroed();
+        if libc::sysinfo(&mut si) != 0 {
+            return (0, 0);
+        }
+        let unit = if si.mem_unit == 0 {
+            1
+        } else {
+            si.mem_unit as u64
+        };
+        (si.uptime.max(0) as u64, si.totalram as u64 * unit)
     }
+}
+
+/// Online CPUs, read once: glibc answers this by parsing a /sys file, and CPU hotplug on a
+/// monitored host is rare enough that a restart of the agent may pick it up.
+fn cpu_count() -> u32 {
+    static COUNT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        if n > 0 {
+            n as u32
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        }
+    })
 }
 
 /// Gathers the facts now (a few small reads; cheap enough for every ping).
 pub fn collect() -> HostFacts {
     let u = uname();
+    let (uptime, memory) = sysinfo();
     HostFacts {
         hostname: u.as_ref().map(|u| u.nodename.clone()).unwrap_or_default(),
         os: u
@@ -85,9 +88,9 @@ pub fn collect() -> HostFacts {
             .as_ref()
             .map(|u| u.machine.clone())
             .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
-        uptime_seconds: uptime_seconds(),
+        uptime_seconds: uptime,
         cpu_count: cpu_count(),
-        memory_bytes: memory_bytes(),
+        memory_bytes: memory,
     }
 }
 

@@ -506,7 +506,15 @@ async fn run_plugin(
         config.default_timeout_secs,
         config.max_timeout_secs,
     );
-    let result = if let Some(name) = manifest.builtin.clone() {
+    let result = if let Some(name) = manifest
+        .builtin
+        .as_deref()
+        .filter(|n| backends::is_instant(n))
+    {
+        // Reads of /proc that never wait: a hand-off to a worker thread would cost more
+        // than the collector itself.
+        backends::run_builtin(&state.inner.collectors, name, &args).map_err(ApiError::from)
+    } else if let Some(name) = manifest.builtin.clone() {
         let st = state.clone();
         let task = tokio::task::spawn_blocking(move || {
             backends::run_builtin(&st.inner.collectors, &name, &args)
