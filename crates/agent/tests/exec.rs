@@ -230,7 +230,7 @@ async fn a_hanging_plugin_does_not_block_other_requests() {
     };
     let (slow, fast) = tokio::join!(slow, fast);
     assert_eq!(slow.status(), 504);
-    assert!(fast < Duration::from_secs(1), "pings took {fast:?}");
+    assert!(fast < Duration::from_secs(2), "pings took {fast:?}");
 }
 
 /// A package wrapping one of Debian's monitoring-plugins.

@@ -107,7 +107,7 @@ async fn stalled_clients_are_dropped_while_others_are_served() {
     for _ in 0..10 {
         assert_eq!(agent.get("/ping").await.status(), 200);
     }
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
     let limit = Duration::from_secs(5);
     let (took_raw, _) = until_closed(&mut raw, limit).await;
