@@ -249,8 +249,17 @@ impl Engine {
 
     /// Runs a full garbage collection.
     pub fn collect_garbage(&self) {
-        let _ = self.lua.gc_collect();
-        let _ = self.lua.gc_collect();
+        // Lua frees only half of the spare call frames per cycle (after deep recursion
+        // there are many), so repeat while cycles still give memory back.
+        let mut before = self.lua.used_memory();
+        for _ in 0..16 {
+            let _ = self.lua.gc_collect();
+            let now = self.lua.used_memory();
+            if now >= before {
+                break;
+            }
+            before = now;
+        }
     }
 
     /// Number of compiled classifiers held.
@@ -407,20 +416,23 @@ impl Engine {
         let ret: Value = if uses_history {
             let calls = std::cell::Cell::new(0usize);
             lua.scope(|scope| {
-                let f = scope.create_function(|_lua, (plugin_id, n): (String, Option<i64>)| {
+                let f = scope.create_function(|lua, (plugin_id, n): (String, Option<i64>)| {
                     calls.set(calls.get() + 1);
                     if calls.get() > self.config.max_history_calls {
-                        return Err(mlua::Error::runtime(format!(
-                            "history: more than {} calls in one run",
-                            self.config.max_history_calls
-                        )));
+                        return Err(sandbox::located_error(
+                            lua,
+                            format!(
+                                "history: more than {} calls in one run",
+                                self.config.max_history_calls
+                            ),
+                        ));
                     }
                     let n = n.unwrap_or(1).clamp(0, self.config.max_history as i64) as usize;
                     let started = Instant::now();
                     let got = history.history(&plugin_id, n);
                     self.guard.extend_deadline(started.elapsed());
                     let got = got.map_err(|e| {
-                        mlua::Error::runtime(format!("history({plugin_id:?}) failed: {e}"))
+                        sandbox::located_error(lua, format!("history({plugin_id:?}) failed: {e}"))
                     })?;
                     let got = &got[got.len().saturating_sub(n)..];
                     let (v, m, r, t) = self.input_tables(got)?;

@@ -103,7 +103,7 @@ impl<'a, 'b> MatchState<'a, 'b> {
     #[inline]
     fn step(&mut self) -> R<()> {
         self.steps += 1;
-        if self.steps % CHECK_EVERY == 0 {
+        if self.steps.is_multiple_of(CHECK_EVERY) {
             self.budget
                 .charge(CHECK_EVERY)
                 .map_err(PatternError::Budget)?;
@@ -578,12 +578,15 @@ pub fn gmatch_next(
     Ok(None)
 }
 
+/// Asked per match of `string.gsub` with its captures: `Ok(None)` keeps the match.
+pub type ReplaceFn<'r> = dyn FnMut(&[Capture]) -> Result<Option<Vec<u8>>, PatternError> + 'r;
+
 /// What replaces a match in `string.gsub`.
 pub enum Replacement<'r> {
     /// A replacement string with `%0`–`%9` and `%%`.
     Template(&'r [u8]),
     /// Asked per match with its captures: `Ok(None)` keeps the match unchanged.
-    Dynamic(&'r mut dyn FnMut(&[Capture]) -> Result<Option<Vec<u8>>, PatternError>),
+    Dynamic(&'r mut ReplaceFn<'r>),
 }
 
 /// `string.gsub`: the new string (`None` when nothing changed) and the number of matches.
@@ -848,9 +851,10 @@ mod tests {
             1,
             false,
             true,
-            &mut StepBudget(2_000_000),
+            &mut StepBudget(200_000),
         );
         assert!(matches!(r, Err(PatternError::Budget(_))), "{r:?}");
-        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        // Generous: this runs unoptimized; the point is "stops", not "how fast".
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 }

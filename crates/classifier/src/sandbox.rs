@@ -154,6 +154,15 @@ pub(crate) fn classifier_line(lua: &Lua) -> Option<u32> {
     None
 }
 
+/// A Lua error raised from Rust, with the classifier line in Lua's own format so the
+/// diagnostic can point at it.
+pub(crate) fn located_error(lua: &Lua, msg: impl std::fmt::Display) -> mlua::Error {
+    match classifier_line(lua) {
+        Some(line) => mlua::Error::runtime(format!("classifier:{line}: {msg}")),
+        None => mlua::Error::runtime(msg.to_string()),
+    }
+}
+
 /// Charges pattern-matching steps to the run, one step per instruction.
 struct GuardBudget<'a> {
     guard: &'a RunGuard,
@@ -178,11 +187,7 @@ fn pattern_error(lua: &Lua, err: PatternError, budget: &mut GuardBudget<'_>) -> 
     if let Some(e) = budget.error.take() {
         return e;
     }
-    // Lua's own message format, with the classifier's line so the UI can point at it.
-    match classifier_line(lua) {
-        Some(line) => mlua::Error::runtime(format!("classifier:{line}: {err}")),
-        None => mlua::Error::runtime(err.to_string()),
-    }
+    located_error(lua, err)
 }
 
 fn capture_value(lua: &Lua, src: &[u8], c: Capture) -> mlua::Result<Value> {
@@ -378,14 +383,10 @@ fn string_functions(lua: &Lua, guard: &Arc<RunGuard>, raw: &Table) -> mlua::Resu
                 .and_then(|a| (sep.len() as u64).checked_mul(n - 1).map(|b| (a, b)))
                 .and_then(|(a, b)| a.checked_add(b));
             let total = match total {
+                // Nothing to copy: answer at once instead of looping n times.
+                Some(0) => return lua.create_string(""),
                 Some(t) if t <= g.max_string as u64 => t as usize,
-                _ => {
-                    let msg = "resulting string too large";
-                    return Err(match classifier_line(lua) {
-                        Some(l) => mlua::Error::runtime(format!("classifier:{l}: {msg}")),
-                        None => mlua::Error::runtime(msg),
-                    });
-                }
+                _ => return Err(located_error(lua, "resulting string too large")),
             };
             g.charge(lua, (total / 64) as u64)?;
             let mut out = Vec::with_capacity(total);
