@@ -21,11 +21,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! or out of process with the `prophasis-sim` binary, which writes the same agent list
-//! as JSON.
+//! To measure the server's CPU without the simulator's, start it on a
+//! [`SimRuntime`] (its own threads, with a CPU meter):
+//! `let sim = rt.handle().spawn(Simulator::start(config)).await??;` then
+//! `rt.cpu_time()`.
+//!
+//! Or run it out of process with the `prophasis-sim` binary, which writes the same agent
+//! list as JSON.
 
 pub mod behaviour;
 pub mod net;
+pub mod runtime;
 pub mod tls;
 
 mod agent;
@@ -45,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 pub use agent::AgentStats;
 pub use behaviour::{Behaviour, ErrorRule, Latency, Scenario, Values};
 pub use net::{raise_nofile_limit, ListenerMode, Spread};
+pub use runtime::SimRuntime;
 
 use agent::AgentState;
 
