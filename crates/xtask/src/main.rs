@@ -47,6 +47,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         &[],
     ),
     ("xtask", &[], &[]),
+    ("sim", &["prophasis-protocol"], &["sqlx", "mlua"]),
 ];
 
 const SECTIONS: [&str; 3] = ["dependencies", "dev-dependencies", "build-dependencies"];
