@@ -454,3 +454,52 @@ fn random_key() -> String {
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests and benchmarks share one simulator between tasks behind an `Arc`.
+    #[test]
+    fn simulator_can_be_shared_between_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Simulator>();
+        shareable::<SimRuntime>();
+    }
+
+    #[tokio::test]
+    async fn start_refuses_bad_configurations() {
+        let none = Simulator::start(SimConfig {
+            agents: 0,
+            ..SimConfig::default()
+        })
+        .await;
+        assert!(matches!(none, Err(SimError::Config(_))));
+        let bad = Simulator::start(SimConfig {
+            scenario: Scenario {
+                default: Behaviour {
+                    hang_rate: -1.0,
+                    ..Behaviour::default()
+                },
+                overrides: vec![],
+            },
+            ..SimConfig::default()
+        })
+        .await;
+        assert!(matches!(bad, Err(SimError::Behaviour(_))));
+        let sim = Simulator::start(SimConfig {
+            base_addr: Ipv4Addr::new(127, 0, 70, 1),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            sim.set_behaviour(5, Behaviour::default()),
+            Err(SimError::NoAgent(5))
+        ));
+        let json = sim.agents_json();
+        assert_eq!(json["agents"][0]["host"], "127.0.70.1");
+        assert_eq!(json["agents"][0]["fingerprint"], sim.fingerprint());
+        sim.shutdown().await;
+    }
+}
