@@ -257,6 +257,8 @@ CREATE TABLE results (
     PRIMARY KEY (host_id, plugin_pk, ts)
 );
 
+-- latest and rollups are updated in place by every batch: free space on each page lets
+-- PostgreSQL make those HOT updates (no new index entry, dead versions pruned on the page).
 CREATE TABLE latest (
     ts BIGINT NOT NULL,
     host_id BIGINT NOT NULL,
@@ -267,7 +269,7 @@ CREATE TABLE latest (
     classification SMALLINT NOT NULL,
     message TEXT NOT NULL,
     PRIMARY KEY (host_id, plugin_pk)
-);
+) WITH (fillfactor = 50);
 
 CREATE TABLE rollups (
     bucket BIGINT NOT NULL,
@@ -281,4 +283,4 @@ CREATE TABLE rollups (
     resolution SMALLINT NOT NULL,
     worst SMALLINT NOT NULL,
     PRIMARY KEY (host_id, plugin_pk, resolution, bucket)
-);
+) WITH (fillfactor = 70);
