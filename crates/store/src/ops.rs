@@ -819,9 +819,10 @@ pub(crate) async fn plugin_package(pool: &Pool, id: &str) -> Result<PluginPackag
 pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<DeleteImpact> {
     let mut conn = pool.acquire().await?;
     let c = &mut *conn;
-    let pk = plugin_pk(c, "id", id)
-        .await
-        .map_err(|_| StoreError::not_found("plugin", id))? as i64;
+    let pk = plugin_pk(c, "id", id).await.map_err(|e| match e {
+        StoreError::MissingReference { .. } => StoreError::not_found("plugin", id),
+        other => other,
+    })? as i64;
     let mut m = BTreeMap::new();
     m.insert(
         "results",
@@ -887,9 +888,10 @@ const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
 
 pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
     let mut tx = super::begin(pool).await?;
-    let pk = plugin_pk(&mut tx, "id", id)
-        .await
-        .map_err(|_| StoreError::not_found("plugin", id))?;
+    let pk = plugin_pk(&mut tx, "id", id).await.map_err(|e| match e {
+        StoreError::MissingReference { .. } => StoreError::not_found("plugin", id),
+        other => other,
+    })?;
     // Results are keyed by host first; going series by series keeps every delete on the
     // primary key instead of scanning the whole results table.
     let hosts: Vec<i64> = sqlx::query_scalar("SELECT host_id FROM latest WHERE plugin_pk = $1")
