@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
+use std::ffi::c_int;
+
+use mlua::{ffi, Function, Lua, LuaString, MultiValue, Table, Value};
 use prophasis_model::{CheckResult, Classification, Millis, ResultType};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,7 @@ impl Default for EngineConfig {
         EngineConfig {
             instructions: 1_000_000,
             memory_bytes: 8 << 20,
-            wall_clock: Duration::from_millis(50),
+            wall_clock: Duration::from_millis(250),
             max_code_bytes: 64 << 10,
             max_history: 1_000,
             max_history_calls: 8,
@@ -205,7 +207,8 @@ struct Compiled {
 pub struct Engine {
     lua: Lua,
     guard: Arc<RunGuard>,
-    env_mt: Table,
+    /// The prelude's per-run entry point (see prelude.lua).
+    runner: Function,
     none: LuaString,
     result_types: Vec<LuaString>,
     cache: HashMap<u64, Compiled>,
@@ -216,10 +219,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let guard = Arc::new(RunGuard::new(config.memory_bytes));
-        let (lua, frozen) = sandbox::new_state(&guard)?;
-        let env_mt = lua.create_table()?;
-        env_mt.raw_set("__index", frozen)?;
-        env_mt.raw_set("__metatable", false)?;
+        let (lua, runner) = sandbox::new_state(&guard)?;
         let none = lua.create_string("none")?;
         let result_types = ResultType::ALL
             .iter()
@@ -229,7 +229,7 @@ impl Engine {
         Ok(Engine {
             lua,
             guard,
-            env_mt,
+            runner,
             none,
             result_types,
             cache: HashMap::new(),
@@ -281,11 +281,16 @@ impl Engine {
         inputs: &[Sample],
         history: &dyn HistorySource,
     ) -> Outcome {
-        let (func, uses_history) = match self.compiled(code) {
-            Ok(c) => c,
+        let key = match self.compiled(code) {
+            Ok(k) => k,
             Err(d) => return Outcome::failed(d),
         };
-        let result = self.run(&func, uses_history, inputs, history);
+        let entry = &self.cache[&key];
+        let func = entry
+            .result
+            .as_ref()
+            .expect("compiled() returns Ok only for functions");
+        let result = self.run(func, entry.uses_history, inputs, history);
         self.guard.stop();
         let _ = self.lua.set_memory_limit(0);
         match result {
@@ -311,13 +316,14 @@ impl Engine {
         self.classify(code, inputs, history)
     }
 
-    fn compiled(&mut self, code: &str) -> Result<(Function, bool), Diagnostic> {
+    /// The cache key of `code`, compiling it first if needed.
+    fn compiled(&mut self, code: &str) -> Result<u64, Diagnostic> {
         self.tick += 1;
         let key = hash(code.as_bytes());
         if let Some(c) = self.cache.get_mut(&key) {
             if *c.code == *code {
                 c.last_used = self.tick;
-                return c.result.clone().map(|f| (f, c.uses_history));
+                return c.result.as_ref().map(|_| key).map_err(Clone::clone);
             }
         }
         let result = self.compile(code);
@@ -334,16 +340,17 @@ impl Engine {
         // Only code that names `history` gets the real one: creating it costs a scope per
         // run, which most classifiers do not need.
         let uses_history = code.contains("history");
+        let outcome = result.as_ref().map(|_| key).map_err(Clone::clone);
         self.cache.insert(
             key,
             Compiled {
                 code: code.into(),
-                result: result.clone(),
+                result,
                 uses_history,
                 last_used: self.tick,
             },
         );
-        result.map(|f| (f, uses_history))
+        outcome
     }
 
     fn compile(&self, code: &str) -> Result<Function, Diagnostic> {
@@ -362,9 +369,12 @@ impl Engine {
         let _ = self
             .lua
             .set_memory_limit(self.lua.used_memory() + self.config.memory_bytes);
+        // The environment is the chunk's argument: the runner passes a fresh one per run.
+        // Same line, so line numbers in messages stay the user's.
+        let source = format!("local _ENV = ...; {code}");
         let f = self
             .lua
-            .load(code)
+            .load(source)
             .set_name(CHUNK_NAME)
             // Text only: precompiled bytecode can break out of any Lua sandbox.
             .set_mode(mlua::chunk::ChunkMode::Text)
@@ -397,19 +407,10 @@ impl Engine {
         history: &dyn HistorySource,
     ) -> mlua::Result<Outcome> {
         let lua = &self.lua;
-        let env = lua.create_table_with_capacity(0, 6)?;
-        env.set_metatable(Some(self.env_mt.clone()))?;
-        let (values, messages, result_types, timestamps) = self.input_tables(inputs)?;
-        env.raw_set("values", values)?;
-        env.raw_set("messages", messages)?;
-        env.raw_set("result_types", result_types)?;
-        env.raw_set("timestamps", timestamps)?;
-        // `_G` is the run's own environment, never the shared frozen table.
-        env.raw_set("_G", &env)?;
-        func.set_environment(env.clone())?;
-
-        // Inputs are trusted and already built: the limit covers only what the code allocates.
-        lua.set_memory_limit(lua.used_memory() + self.config.memory_bytes)?;
+        // The run's limit covers its inputs too (they are built inside the protected call),
+        // so allow for them on top of what the classifier may allocate.
+        let input_bytes: usize = inputs.iter().map(|s| s.message.len() + 96).sum();
+        lua.set_memory_limit(lua.used_memory() + self.config.memory_bytes + input_bytes)?;
         self.guard
             .start(self.config.instructions, self.config.wall_clock);
 
@@ -443,14 +444,10 @@ impl Engine {
                         Value::Table(t),
                     ]))
                 })?;
-                env.raw_set("history", f)?;
-                let out = func.call::<Value>(());
-                // Clear the env so that nothing keeps the scoped function reachable.
-                env.raw_set("history", Value::Nil)?;
-                out
+                self.call_runner(func, Some(&f), inputs)
             })?
         } else {
-            func.call::<Value>(())?
+            self.call_runner(func, None, inputs)?
         };
 
         Ok(match &ret {
@@ -479,6 +476,55 @@ impl Engine {
                 ),
             }),
         })
+    }
+
+    /// Builds the four input arrays and calls the runner, all in one protected call: going
+    /// through mlua's table API value by value cost more than the classification itself.
+    fn call_runner(
+        &self,
+        func: &Function,
+        history: Option<&Function>,
+        inputs: &[Sample],
+    ) -> mlua::Result<Value> {
+        let n = inputs.len();
+        // SAFETY: the closure runs inside a protected call that mlua sets up with the three
+        // arguments on the stack; it pushes at most 5 more values (within LUA_MINSTACK) and
+        // holds no value that needs dropping, so a Lua error (longjmp) out of it leaks
+        // nothing. Strings are pushed with explicit lengths.
+        unsafe {
+            self.lua
+                .exec_raw::<Value>((&self.runner, func, history), |state| {
+                    let push_str = |s: &str| {
+                        ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+                    };
+                    let narr = n.min(i32::MAX as usize) as c_int;
+                    ffi::lua_createtable(state, narr, 0);
+                    for (i, s) in inputs.iter().enumerate() {
+                        match s.value {
+                            Some(v) => ffi::lua_pushnumber(state, v),
+                            None => push_str("none"),
+                        }
+                        ffi::lua_rawseti(state, -2, i as i64 + 1);
+                    }
+                    ffi::lua_createtable(state, narr, 0);
+                    for (i, s) in inputs.iter().enumerate() {
+                        push_str(&s.message);
+                        ffi::lua_rawseti(state, -2, i as i64 + 1);
+                    }
+                    ffi::lua_createtable(state, narr, 0);
+                    for (i, s) in inputs.iter().enumerate() {
+                        push_str(s.result_type.as_str());
+                        ffi::lua_rawseti(state, -2, i as i64 + 1);
+                    }
+                    ffi::lua_createtable(state, narr, 0);
+                    for (i, s) in inputs.iter().enumerate() {
+                        ffi::lua_pushinteger(state, s.timestamp);
+                        ffi::lua_rawseti(state, -2, i as i64 + 1);
+                    }
+                    // Stack: runner, f, history, values, messages, result_types, timestamps.
+                    ffi::lua_call(state, 6, 1);
+                })
+        }
     }
 
     fn diagnose(&self, err: &mlua::Error) -> Diagnostic {

@@ -24,8 +24,22 @@ smt.__metatable = false
 -- dump would expose bytecode; the pattern functions and rep are replaced by versions that
 -- respect the run's limits (the instruction hook never fires inside C functions).
 string.dump = nil
-string.find, string.match, string.gmatch, string.gsub = raw.find, raw.match, raw.gmatch, raw.gsub
+local c_find, rust_find = string.find, raw.find
+string.find, string.match, string.gmatch, string.gsub = rust_find, raw.match, raw.gmatch, raw.gsub
 string.rep = raw.rep
+
+-- Fast path: a plain search (explicit, or a pattern without special characters) on small
+-- strings goes to C's find, whose worst case (#s * #p byte comparisons) is then bounded
+-- and tiny; a call into Rust costs more than that. Everything else takes the bounded
+-- Rust matcher. The specials check itself is a single-class pattern: linear.
+local PLAIN_C_LIMIT = 1 << 16
+string.find = function(s, p, init, plain)
+    if type(s) == "string" and type(p) == "string" and #s * #p <= PLAIN_C_LIMIT
+        and (plain or not c_find(p, "[%^%$%*%+%?%.%(%[%%%-]")) then
+        return c_find(s, p, init, plain)
+    end
+    return rust_find(s, p, init, plain)
+end
 
 -- table.move loops in C over its whole range even when the tables are empty.
 local move = table.move
@@ -230,30 +244,28 @@ end
 function G.slope(values, timestamps)
     check_array("slope", values)
     check_array("slope", timestamps)
-    local xs, ys, n = {}, {}, 0
-    local t0
+    -- Two passes over the arrays instead of copying them: this runs for every result.
+    -- Times are seconds relative to the first point, which keeps the sums small and precise.
+    local n, sx, sy, t0 = 0, 0, 0, nil
     for i = 1, #values do
         local v, t = values[i], timestamps[i]
         if type(v) == "number" and type(t) == "number" then
-            -- Seconds relative to the first point keep the sums small and precise.
             t0 = t0 or t
             n = n + 1
-            xs[n] = (t - t0) / 1000
-            ys[n] = v
+            sx = sx + (t - t0) / 1000
+            sy = sy + v
         end
     end
     if n < 2 then return nil end
-    local sx, sy = 0, 0
-    for i = 1, n do
-        sx = sx + xs[i]
-        sy = sy + ys[i]
-    end
     local mx, my = sx / n, sy / n
     local sxy, sxx = 0, 0
-    for i = 1, n do
-        local dx = xs[i] - mx
-        sxy = sxy + dx * (ys[i] - my)
-        sxx = sxx + dx * dx
+    for i = 1, #values do
+        local v, t = values[i], timestamps[i]
+        if type(v) == "number" and type(t) == "number" then
+            local dx = (t - t0) / 1000 - mx
+            sxy = sxy + dx * (v - my)
+            sxx = sxx + dx * dx
+        end
     end
     if sxx == 0 then return nil end
     return sxy / sxx
@@ -265,4 +277,22 @@ function G.history()
     error("history: not available to this classifier (the word 'history' must appear in its code)", 2)
 end
 
-return G
+-- The per-run entry point, called once per classification with the compiled classifier
+-- and freshly built input arrays. Each run gets a new environment table: whatever the code
+-- assigns to globals lands there and is garbage when the run ends. The classifier is
+-- compiled with `local _ENV = ...` in front, so the environment is simply its argument.
+local ENV_MT = { __index = G, __metatable = false }
+
+local function runner(f, history, values, messages, result_types, timestamps)
+    local env = setmetatable({
+        values = values,
+        messages = messages,
+        result_types = result_types,
+        timestamps = timestamps,
+        history = history,
+    }, ENV_MT)
+    env._G = env
+    return f(env)
+end
+
+return G, runner

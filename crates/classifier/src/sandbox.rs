@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, O
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlua::{HookTriggers, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table, Value, VmState,
+};
 
 use crate::pattern::{self, Budget, Capture, GmatchState, PatternError, Replacement};
 
@@ -130,7 +132,9 @@ impl RunGuard {
         if left < 0 {
             return Err(self.set_abort(Abort::Instructions, classifier_line(lua)));
         }
-        if self.now_ns() > self.deadline_ns.load(Ordering::Relaxed) {
+        // Reading the clock costs more than a short pattern match: check it on the hook's
+        // cadence (and for any large charge), not on every small one.
+        if n >= HOOK_EVERY as u64 && self.now_ns() > self.deadline_ns.load(Ordering::Relaxed) {
             return Err(self.set_abort(Abort::WallClock, classifier_line(lua)));
         }
         Ok(())
@@ -410,8 +414,9 @@ fn string_functions(lua: &Lua, guard: &Arc<RunGuard>, raw: &Table) -> mlua::Resu
 }
 
 /// Creates the Lua state: only the safe libraries are loaded, the frozen global table is
-/// built by the prelude, and the instruction hook is installed for good.
-pub(crate) fn new_state(guard: &Arc<RunGuard>) -> mlua::Result<(Lua, Table)> {
+/// built by the prelude, and the instruction hook is installed for good. Returns the
+/// prelude's per-run entry point.
+pub(crate) fn new_state(guard: &Arc<RunGuard>) -> mlua::Result<(Lua, Function)> {
     let lua = Lua::new_with(
         StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8,
         LuaOptions::new(),
@@ -431,7 +436,7 @@ pub(crate) fn new_state(guard: &Arc<RunGuard>) -> mlua::Result<(Lua, Table)> {
         // An empty environment: a helper that read a global by mistake fails loudly.
         .set_environment(lua.create_table()?)
         .into_function()?;
-    let frozen: Table = prelude.call(raw)?;
+    let (_frozen, runner): (Table, Function) = prelude.call(raw)?;
 
     // Nothing reads the real globals any more; empty them anyway so a mistake elsewhere
     // cannot hand out load, dofile or collectgarbage.
@@ -451,5 +456,7 @@ pub(crate) fn new_state(guard: &Arc<RunGuard>) -> mlua::Result<(Lua, Table)> {
             Ok(VmState::Continue)
         },
     )?;
-    Ok((lua, frozen))
+    // Generational collection suits this load: every run leaves only young garbage.
+    lua.gc_set_mode(mlua::state::GcMode::Generational(Default::default()));
+    Ok((lua, runner))
 }
