@@ -218,3 +218,50 @@ async fn storage_stats_are_reported() {
         );
     }
 }
+
+#[tokio::test]
+async fn retention_task_applies_retention_in_the_background() {
+    let store = std::sync::Arc::new(Store::open("sqlite::memory:").await.unwrap());
+    let h = store.create_host(&host("h")).await.unwrap();
+    store
+        .put_plugin(&plugin("a.cpu"), &package())
+        .await
+        .unwrap();
+    let now = prophasis_store::now_millis();
+    let old = now - 400 * 24 * 3_600_000;
+    store
+        .insert_results(&[
+            result(
+                h,
+                "a.cpu",
+                old,
+                Some(1.0),
+                prophasis_model::Classification::Ok,
+            ),
+            result(
+                h,
+                "a.cpu",
+                now,
+                Some(1.0),
+                prophasis_model::Classification::Ok,
+            ),
+        ])
+        .await
+        .unwrap();
+    let task =
+        prophasis_store::spawn_retention(store.clone(), std::time::Duration::from_millis(20));
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        left = store
+            .results_range(h, "a.cpu", 0, i64::MAX)
+            .await
+            .unwrap()
+            .len();
+        if left == 1 {
+            break;
+        }
+    }
+    task.abort();
+    assert_eq!(left, 1, "the 400-day-old result should have been removed");
+}

@@ -29,6 +29,7 @@ on_both_backends!(
     deleting_a_plugin_takes_its_data,
     deleting_a_check_keeps_results,
     deleting_groups_and_services,
+    concurrent_writers_do_not_fail,
 );
 
 fn field_of(e: &StoreError) -> &str {
@@ -1249,4 +1250,50 @@ async fn deleting_groups_and_services(s: &Store) {
         s.delete_host_group(inner).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+async fn concurrent_writers_do_not_fail(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    // Result batches and configuration edits at the same time, as the server does them:
+    // on SQLite they must queue for the write lock, never fail with "database is locked".
+    let writer = |w: i64| async move {
+        for b in 0..20 {
+            let batch: Vec<CheckResult> = (0..50)
+                .map(|i| {
+                    result(
+                        h,
+                        "a.cpu",
+                        w * 1_000_000 + b * 1_000 + i,
+                        Some(1.0),
+                        Classification::Ok,
+                    )
+                })
+                .collect();
+            s.insert_results(&batch).await.unwrap();
+        }
+    };
+    let editor = async {
+        for i in 0..20 {
+            s.create_host(&host(&format!("n{i}"))).await.unwrap();
+        }
+    };
+    tokio::join!(writer(0), writer(1), writer(2), editor);
+    assert_eq!(
+        s.results_range(h, "a.cpu", 0, i64::MAX)
+            .await
+            .unwrap()
+            .len(),
+        3 * 20 * 50
+    );
+    assert_eq!(s.list_hosts().await.unwrap().len(), 21);
+    let hourly = s
+        .rollups_range(h, "a.cpu", Resolution::OneHour, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        hourly.iter().map(|r| r.count).sum::<i64>(),
+        3000,
+        "no rollup update lost"
+    );
 }
