@@ -265,3 +265,17 @@ async fn retention_task_applies_retention_in_the_background() {
     task.abort();
     assert_eq!(left, 1, "the 400-day-old result should have been removed");
 }
+
+#[tokio::test]
+async fn sqlite_reopens_while_wal_files_are_left_over() {
+    // A crashed server leaves `-wal` and `-shm` behind; the read-only look at the file
+    // before opening must not stop the restart.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let first = Store::open(path.to_str().unwrap()).await.unwrap();
+    let id = first.create_host(&host("survivor")).await.unwrap();
+    assert!(dir.path().join("p.db-wal").exists());
+    std::mem::forget(first); // never closed, like a killed process
+    let second = Store::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(second.get_host(id).await.unwrap().name, "survivor");
+}
