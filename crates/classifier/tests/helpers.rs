@@ -325,3 +325,34 @@ fn string_library_works_through_the_sandbox() {
     let out = run(&mut e, code, &inputs);
     assert_eq!(out.classification, Classification::Ok, "{out:?}");
 }
+
+#[test]
+fn pool_serves_threads_and_reuses_engines() {
+    let pool = std::sync::Arc::new(prophasis_classifier::EnginePool::new(
+        EngineConfig::default(),
+        2,
+    ));
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let code = "if values[1] > 1 then return 'major' end return 'ok'";
+                let out = pool.classify(code, &nums(&[i as f64]), &NoHistory).unwrap();
+                assert_eq!(
+                    out.classification,
+                    if i > 1 {
+                        Classification::Major
+                    } else {
+                        Classification::Ok
+                    }
+                );
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // An engine handed back keeps its compiled code.
+    let cached = pool.with(|e| e.cached()).unwrap();
+    assert_eq!(cached, 1);
+}
