@@ -551,7 +551,9 @@ pub async fn bind(config: &AgentConfig) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves HTTPS on `listener` until `shutdown` completes. Connections are capped at
+/// Serves HTTPS on `listener` until `shutdown` completes; then open connections finish
+/// the request they are serving and are closed, so a stopped agent really is gone for its
+/// clients (kept-alive connections would otherwise go on being served). Connections are capped at
 /// `max_connections` (more wait in the accept queue); each must finish its TLS handshake
 /// and each request's headers within `header_timeout_secs`, which is also how long an
 /// idle kept-alive connection is kept.
@@ -572,14 +574,15 @@ pub async fn serve_with_shutdown(
         .keep_alive(true)
         .max_buf_size(64 * 1024);
 
+    let (stop_connections, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
         let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -594,6 +597,7 @@ pub async fn serve_with_shutdown(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let http = http.clone();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let stream = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
@@ -612,9 +616,20 @@ pub async fn serve_with_shutdown(
                 req
             });
             let svc = hyper_util::service::TowerToHyperService::new(svc);
-            if let Err(e) = http.serve_connection(TokioIo::new(stream), svc).await {
+            let conn = http.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
     }
+    let _ = stop_connections.send(true);
+    Ok(())
 }

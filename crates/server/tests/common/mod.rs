@@ -87,9 +87,14 @@ impl Agent {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.task.take() {
-            t.abort();
-            let _ = t.await;
+        if let Some(mut t) = self.task.take() {
+            // Graceful: running requests finish, kept-alive connections are closed.
+            if tokio::time::timeout(std::time::Duration::from_secs(10), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 
@@ -140,7 +145,7 @@ pub fn script_plugin(
 
 /// A classifier: ok below 50, critical from 50, unknown without a value.
 pub const THRESHOLD_CLASSIFIER: &str = r#"
-local v = arrayLast(values)
+local v = values[#values]
 if v == "none" or v == nil then return "unknown" end
 if v >= 50 then return "critical" end
 return "ok"
