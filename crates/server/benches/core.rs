@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prophasis::config::Config;
-use prophasis_model::{Check, Host, Interval, Plugin, PluginPackage, Schedule};
+use prophasis_model::{Check, Host, Interval, PluginPackage, Schedule};
 use prophasis_protocol::api::InstalledPlugin;
 use prophasis_sim::{SimConfig, SimRuntime, Simulator};
 use prophasis_store::Store;

@@ -183,7 +183,7 @@ mod tests {
             probe.max_in_flight.load(Ordering::SeqCst) >= 2,
             "hosts should run in parallel"
         );
-        let order = probe.order.lock().unwrap();
+        let order = probe.order.lock().unwrap().clone();
         for host in 1..=8 {
             let ns: Vec<u32> = order
                 .iter()
@@ -192,7 +192,6 @@ mod tests {
                 .collect();
             assert_eq!(ns, (0..10).collect::<Vec<_>>(), "host {host} not FIFO");
         }
-        drop(order);
         assert!(q.depth().await.is_empty(), "queues drained");
     }
 }
