@@ -38,11 +38,13 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "server",
+        // The agent library only for `quickstart`, which runs an agent in-process.
         &[
             "prophasis-protocol",
             "prophasis-model",
             "prophasis-store",
             "prophasis-classifier",
+            "prophasis-agent",
         ],
         &[],
     ),
