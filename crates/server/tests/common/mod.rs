@@ -39,13 +39,17 @@ impl Agent {
     }
 
     pub async fn start_with(dir: &Path, port: u16, new_certificate: bool) -> Agent {
+        Agent::start_with_policy(dir, port, new_certificate, "verify-if-present").await
+    }
+
+    pub async fn start_with_policy(dir: &Path, port: u16, new_certificate: bool, policy: &str) -> Agent {
         let config_path = dir.join("agent.toml");
         let first = !config_path.exists();
         let setup = prophasis_agent::setup::setup(&prophasis_agent::setup::SetupOptions {
             config_path: config_path.clone(),
             listen: Some(format!("127.0.0.1:{port}")),
             data_dir: Some(dir.to_path_buf()),
-            signature_policy: Some("verify-if-present".into()),
+            signature_policy: Some(policy.into()),
             rotate_key: first,
             new_certificate,
             default_timeout_secs: Some(5.0),
