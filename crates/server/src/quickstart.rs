@@ -194,7 +194,7 @@ pub async fn run(data: &Path, listen: SocketAddr) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    println!("stopping…");
+    eprintln!("stopping…");
     running.stop().await;
     let _ = agent_stop.send(());
     let _ = agent.await;

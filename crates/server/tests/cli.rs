@@ -29,6 +29,7 @@ fn start_quickstart(data: &std::path::Path) -> (Child, Vec<String>) {
 
 /// GET with HTTP Basic auth: status and JSON body.
 fn get(url: &str, user: &str, password: &str) -> (u16, serde_json::Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let resp = reqwest::Client::new().get(url).basic_auth(user, Some(password)).send().await.unwrap();
