@@ -1,0 +1,140 @@
+//! Handler tests of the API slice with `oneshot` on `router(state)`: the contract shapes
+//! (DESIGN.md), authentication, roles and error bodies.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use base64::Engine as _;
+use prophasis::config::Config;
+use prophasis::web::{router, AppState};
+use prophasis_model::{Role, User};
+use prophasis_store::Store;
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    _core: prophasis::app::Core,
+}
+
+async fn api() -> Api {
+    let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
+    for (name, role) in [("admin", Role::Admin), ("viewer", Role::Viewer)] {
+        let hash = prophasis::web::auth::hash_password(&format!("{name}-pw")).unwrap();
+        store.create_user(&User { id: 0, name: name.into(), role, password_hash: hash }).await.unwrap();
+    }
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (core, _tasks) = prophasis::app::Core::start(store, &Config::default(), tx).await.unwrap();
+    Api { app: router(AppState::new(core.clone())), _core: core }
+}
+
+fn basic(user: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{user}-pw")))
+}
+
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+fn dry_run(user: &str, body: serde_json::Value) -> Request<Body> {
+    Request::post("/api/v1/classifiers/dry-run")
+        .header(header::AUTHORIZATION, basic(user))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dry_run_classifies_with_the_original_none_convention() {
+    let api = api().await;
+    let code = r#"if arrayContains(values, "none") then return "unknown" end
+if arrayMax(values) > 90 then return "critical" end
+return "ok""#;
+    let (status, body) = call(
+        &api.app,
+        dry_run(
+            "admin",
+            serde_json::json!({"code": code, "values": [10, 95], "messages": ["a", "b"], "result_types": ["plugin", "plugin"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!({"classification": "critical", "diagnostics": []}));
+
+    let (_, body) = call(
+        &api.app,
+        dry_run(
+            "admin",
+            serde_json::json!({"code": code, "values": [10, null], "messages": ["a", "b"], "result_types": ["plugin", "connection_error"]}),
+        ),
+    )
+    .await;
+    assert_eq!(body["classification"], "unknown");
+
+    // A Lua error: unknown, with the line.
+    let (_, body) = call(
+        &api.app,
+        dry_run("admin", serde_json::json!({"code": "local x = nil\nreturn x.y", "values": [1], "messages": ["a"], "result_types": ["plugin"]})),
+    )
+    .await;
+    assert_eq!(body["classification"], "unknown");
+    assert_eq!(body["diagnostics"][0]["line"], 2, "{body}");
+}
+
+#[tokio::test]
+async fn dry_run_refuses_bad_input_naming_the_field() {
+    let api = api().await;
+    let (status, body) = call(
+        &api.app,
+        dry_run("admin", serde_json::json!({"code": "return 'ok'", "values": [1], "messages": ["a"], "result_types": ["teapot"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "invalid");
+    assert_eq!(body["error"]["field"], "result_types[0]");
+    let (status, body) = call(
+        &api.app,
+        dry_run("admin", serde_json::json!({"code": "return 'ok'", "values": [1, 2], "messages": ["a"], "result_types": ["plugin", "plugin"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("messages"));
+}
+
+#[tokio::test]
+async fn authentication_and_roles() {
+    let api = api().await;
+    let anonymous = Request::get("/api/v1/health/hosts").body(Body::empty()).unwrap();
+    let resp = api.app.clone().oneshot(anonymous).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+
+    let viewer = Request::get("/api/v1/health/services").header(header::AUTHORIZATION, basic("viewer")).body(Body::empty()).unwrap();
+    let (status, body) = call(&api.app, viewer).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!([]));
+
+    // Viewers read; running code is for admins.
+    let (status, body) = call(
+        &api.app,
+        dry_run("viewer", serde_json::json!({"code": "return 'ok'", "values": [], "messages": [], "result_types": []})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden");
+
+    let (status, body) = call(&api.app, Request::get("/api/v1/nothing").header(header::AUTHORIZATION, basic("viewer")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn accepting_a_certificate_needs_a_refused_one() {
+    let api = api().await;
+    let req = Request::post("/api/v1/hosts/1/accept-certificate").header(header::AUTHORIZATION, basic("admin")).body(Body::empty()).unwrap();
+    let (status, body) = call(&api.app, req).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no host 1: {body}");
+}
