@@ -8,6 +8,7 @@
 pub mod entities;
 pub mod health;
 pub mod rules;
+pub mod transition;
 pub mod validate;
 
 pub use entities::*;

@@ -68,13 +68,21 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn open_store_again(kind: &str, dir: &std::path::Path, pg: &Option<(String, String)>) -> Arc<Store> {
+async fn open_store_again(
+    kind: &str,
+    dir: &std::path::Path,
+    pg: &Option<(String, String)>,
+) -> Arc<Store> {
     match pg {
         Some((admin, name)) if kind == "postgres" => {
             let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
             Arc::new(Store::open(&url).await.expect("reopen postgres"))
         }
-        _ => Arc::new(Store::open(&format!("sqlite://{}", dir.join("bench.db").display())).await.expect("reopen sqlite")),
+        _ => Arc::new(
+            Store::open(&format!("sqlite://{}", dir.join("bench.db").display()))
+                .await
+                .expect("reopen sqlite"),
+        ),
     }
 }
 
@@ -136,7 +144,11 @@ fn main() {
     if std::env::var("BENCH_ROLE").as_deref() == Ok("sim") {
         return run_simulator(agents);
     }
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sim = SimProcess::start(agents, dir.path());
     let fingerprint = sim.fingerprint.clone();
@@ -281,16 +293,31 @@ fn main() {
         }
         let far = prophasis_store::now_millis() + 3_600_000;
         let intervals: Vec<Interval> = (0..idle_intervals)
-            .map(|i| Interval { id: 0, start: far + i as i64 * 1000, period_seconds: 86_400 })
+            .map(|i| Interval {
+                id: 0,
+                start: far + i as i64 * 1000,
+                period_seconds: 86_400,
+            })
             .collect();
         let loading = Instant::now();
         store
-            .create_schedule(&Schedule { id: 0, name: "idle".into(), description: String::new(), checks: vec![], intervals })
+            .create_schedule(&Schedule {
+                id: 0,
+                name: "idle".into(),
+                description: String::new(),
+                checks: vec![],
+                intervals,
+            })
             .await
             .unwrap();
-        let running = prophasis::serve::start(&config, store.clone(), None).await.expect("server restarts");
+        let running = prophasis::serve::start(&config, store.clone(), None)
+            .await
+            .expect("server restarts");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        println!("idle: {idle_intervals} intervals stored and loaded in {:.1} s", loading.elapsed().as_secs_f64());
+        println!(
+            "idle: {idle_intervals} intervals stored and loaded in {:.1} s",
+            loading.elapsed().as_secs_f64()
+        );
         let (c0, t0) = (process_cpu(), Instant::now());
         tokio::time::sleep(Duration::from_secs(10)).await;
         let idle_cpu = (process_cpu() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
@@ -310,11 +337,19 @@ fn main() {
 /// The simulator's side: start the agents, write their list, serve until stdin closes.
 fn run_simulator(agents: usize) {
     let _ = prophasis_sim::raise_nofile_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let sim = Simulator::start(SimConfig {
             agents,
-            preinstalled: vec![InstalledPlugin { id: PLUGIN.into(), name: "bench".into(), version: 1.0 }],
+            preinstalled: vec![InstalledPlugin {
+                id: PLUGIN.into(),
+                name: "bench".into(),
+                version: 1.0,
+            }],
             ..SimConfig::default()
         })
         .await
@@ -353,23 +388,42 @@ impl SimProcess {
             .expect("simulator process starts");
         let started = Instant::now();
         while !out.exists() {
-            assert!(started.elapsed() < Duration::from_secs(120), "the simulator did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the simulator did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let list: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         let agents = list["agents"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| (a["addr"].as_str().unwrap().parse().unwrap(), a["key"].as_str().unwrap().to_string()))
+            .map(|a| {
+                (
+                    a["addr"].as_str().unwrap().parse().unwrap(),
+                    a["key"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
-        SimProcess { child, agents, fingerprint: list["fingerprint"].as_str().unwrap().to_string() }
+        SimProcess {
+            child,
+            agents,
+            fingerprint: list["fingerprint"].as_str().unwrap().to_string(),
+        }
     }
 
     /// User + system CPU time of the simulator process.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
             + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
         Duration::from_millis(ticks * 10)

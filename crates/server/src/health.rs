@@ -10,41 +10,8 @@
 use std::collections::HashMap;
 
 use prophasis_model::rules::{HealthSnapshot, Latest, Topology};
-use prophasis_model::{
-    CheckId, CheckResult, Classification, Health, HostId, Millis, PluginId, ResultType, ServiceId,
-};
-use serde::Serialize;
-
-/// What a transition is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case", tag = "type", content = "id")]
-pub enum Entity {
-    Host(HostId),
-    Service(ServiceId),
-}
-
-/// The result that caused a transition.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cause {
-    pub host_id: HostId,
-    pub plugin_id: PluginId,
-    pub check_id: Option<CheckId>,
-    pub value: Option<f64>,
-    pub message: String,
-    pub result_type: ResultType,
-    pub classification: Classification,
-}
-
-/// A change of health of a host or a service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Transition {
-    pub entity: Entity,
-    pub old: Health,
-    pub new: Health,
-    pub at: Millis,
-    /// `None` when the change came from a configuration change rather than a result.
-    pub cause: Option<Cause>,
-}
+pub use prophasis_model::transition::{Cause, Entity, Transition};
+use prophasis_model::{CheckResult, Health, HostId, Millis, ServiceId};
 
 #[derive(Debug, Default)]
 pub struct HealthState {
@@ -164,7 +131,9 @@ impl HealthState {
                         })
                     })
                     .collect();
-                out.sort_by_key(|t| t.entity_id());
+                out.sort_by_key(|t| match t.entity {
+                    Entity::Host(id) | Entity::Service(id) => id,
+                });
                 out
             };
         transitions.extend(diff(&self.snapshot.hosts, &snapshot.hosts, Entity::Host));
@@ -179,18 +148,12 @@ impl HealthState {
     }
 }
 
-impl Transition {
-    fn entity_id(&self) -> i64 {
-        match self.entity {
-            Entity::Host(id) | Entity::Service(id) => id,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prophasis_model::{Check, HostGroup, Member, RedundancyGroup, Service};
+    use prophasis_model::{
+        Check, Classification, HostGroup, Member, RedundancyGroup, ResultType, Service,
+    };
 
     fn result(host: HostId, plugin: &str, c: Classification, t: Millis) -> CheckResult {
         CheckResult {

@@ -21,22 +21,43 @@ async fn api() -> Api {
     let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
     for (name, role) in [("admin", Role::Admin), ("viewer", Role::Viewer)] {
         let hash = prophasis::web::auth::hash_password(&format!("{name}-pw")).unwrap();
-        store.create_user(&User { id: 0, name: name.into(), role, password_hash: hash }).await.unwrap();
+        store
+            .create_user(&User {
+                id: 0,
+                name: name.into(),
+                role,
+                password_hash: hash,
+            })
+            .await
+            .unwrap();
     }
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let (core, _tasks) = prophasis::app::Core::start(store, &Config::default(), tx).await.unwrap();
-    Api { app: router(AppState::new(core.clone())), _core: core }
+    let (core, _tasks) = prophasis::app::Core::start(store, &Config::default(), tx)
+        .await
+        .unwrap();
+    Api {
+        app: router(AppState::new(core.clone())),
+        _core: core,
+    }
 }
 
 fn basic(user: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{user}-pw")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{user}-pw"))
+    )
 }
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 fn dry_run(user: &str, body: serde_json::Value) -> Request<Body> {
@@ -62,7 +83,10 @@ return "ok""#;
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, serde_json::json!({"classification": "critical", "diagnostics": []}));
+    assert_eq!(
+        body,
+        serde_json::json!({"classification": "critical", "diagnostics": []})
+    );
 
     let (_, body) = call(
         &api.app,
@@ -101,18 +125,26 @@ async fn dry_run_refuses_bad_input_naming_the_field() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("messages"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("messages"));
 }
 
 #[tokio::test]
 async fn authentication_and_roles() {
     let api = api().await;
-    let anonymous = Request::get("/api/v1/health/hosts").body(Body::empty()).unwrap();
+    let anonymous = Request::get("/api/v1/health/hosts")
+        .body(Body::empty())
+        .unwrap();
     let resp = api.app.clone().oneshot(anonymous).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
 
-    let viewer = Request::get("/api/v1/health/services").header(header::AUTHORIZATION, basic("viewer")).body(Body::empty()).unwrap();
+    let viewer = Request::get("/api/v1/health/services")
+        .header(header::AUTHORIZATION, basic("viewer"))
+        .body(Body::empty())
+        .unwrap();
     let (status, body) = call(&api.app, viewer).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, serde_json::json!([]));
@@ -126,7 +158,14 @@ async fn authentication_and_roles() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
 
-    let (status, body) = call(&api.app, Request::get("/api/v1/nothing").header(header::AUTHORIZATION, basic("viewer")).body(Body::empty()).unwrap()).await;
+    let (status, body) = call(
+        &api.app,
+        Request::get("/api/v1/nothing")
+            .header(header::AUTHORIZATION, basic("viewer"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 }
@@ -134,7 +173,10 @@ async fn authentication_and_roles() {
 #[tokio::test]
 async fn accepting_a_certificate_needs_a_refused_one() {
     let api = api().await;
-    let req = Request::post("/api/v1/hosts/1/accept-certificate").header(header::AUTHORIZATION, basic("admin")).body(Body::empty()).unwrap();
+    let req = Request::post("/api/v1/hosts/1/accept-certificate")
+        .header(header::AUTHORIZATION, basic("admin"))
+        .body(Body::empty())
+        .unwrap();
     let (status, body) = call(&api.app, req).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no host 1: {body}");
 }

@@ -9,7 +9,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_prophasis");
 
 fn start_quickstart(data: &std::path::Path) -> (Child, Vec<String>) {
     let mut child = Command::new(BIN)
-        .args(["quickstart", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "quickstart",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -30,9 +36,17 @@ fn start_quickstart(data: &std::path::Path) -> (Child, Vec<String>) {
 /// GET with HTTP Basic auth: status and JSON body.
 fn get(url: &str, user: &str, password: &str) -> (u16, serde_json::Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let resp = reqwest::Client::new().get(url).basic_auth(user, Some(password)).send().await.unwrap();
+        let resp = reqwest::Client::new()
+            .get(url)
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or_default())
     })
@@ -48,10 +62,16 @@ fn interrupt(child: &mut Child) {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "quickstart exited with {status} after Ctrl-C");
+            assert!(
+                status.success(),
+                "quickstart exited with {status} after Ctrl-C"
+            );
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "quickstart did not stop after Ctrl-C");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "quickstart did not stop after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -65,9 +85,15 @@ extern "C" {
 fn quickstart_prints_the_contract_lines_shows_live_data_and_reuses_its_data() {
     let data = tempfile::tempdir().unwrap();
     let (mut child, lines) = start_quickstart(data.path());
-    let url = value(&lines, "url: ").unwrap_or_else(|| panic!("no url line in {lines:?}")).to_string();
-    let user = value(&lines, "user: ").expect("user line on first start").to_string();
-    let password = value(&lines, "password: ").expect("password line on first start").to_string();
+    let url = value(&lines, "url: ")
+        .unwrap_or_else(|| panic!("no url line in {lines:?}"))
+        .to_string();
+    let user = value(&lines, "user: ")
+        .expect("user line on first start")
+        .to_string();
+    let password = value(&lines, "password: ")
+        .expect("password line on first start")
+        .to_string();
     assert_eq!(user, "admin");
     assert!(password.len() >= 16);
 
@@ -80,16 +106,25 @@ fn quickstart_prints_the_contract_lines_shows_live_data_and_reuses_its_data() {
         if h != "no_data" {
             break h;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no data from the local agent after 30 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no data from the local agent after 30 s"
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert!(["ok", "minor", "major", "critical", "unknown"].contains(&health.as_str()), "{health}");
+    assert!(
+        ["ok", "minor", "major", "critical", "unknown"].contains(&health.as_str()),
+        "{health}"
+    );
     interrupt(&mut child);
 
     // Again on the same data: same admin, no credentials printed.
     let (mut child, lines) = start_quickstart(data.path());
     assert!(value(&lines, "url: ").is_some());
-    assert!(value(&lines, "password: ").is_none(), "credentials are printed only on the first start: {lines:?}");
+    assert!(
+        value(&lines, "password: ").is_none(),
+        "credentials are printed only on the first start: {lines:?}"
+    );
     let url = value(&lines, "url: ").unwrap();
     let (status, _) = get(&format!("{url}api/v1/health/hosts"), &user, &password);
     assert_eq!(status, 200, "the first start's password still works");
@@ -100,18 +135,31 @@ fn quickstart_prints_the_contract_lines_shows_live_data_and_reuses_its_data() {
 fn check_config_accepts_a_good_file_and_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "listen = \"127.0.0.1:8047\"\n[dispatch]\nmax_in_flight = 64\n").unwrap();
-    let out = Command::new(BIN).args(["check-config", good.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:8047\"\n[dispatch]\nmax_in_flight = 64\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("listen: 127.0.0.1:8047"), "{stdout}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[scheduler]\nmax_lateness_seconds = 0\n").unwrap();
-    let out = Command::new(BIN).args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("scheduler.max_lateness_seconds"), "{stderr}");
+    assert!(
+        stderr.contains("scheduler.max_lateness_seconds"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -119,8 +167,15 @@ fn plugin_pack_builds_a_package_from_a_reference_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("cpu.tar.gz");
     let plugin = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/cpu_load");
-    let out = Command::new(BIN).args(["plugin", "pack", plugin, "-o", out_file.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["plugin", "pack", plugin, "-o", out_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let archive = std::fs::read(&out_file).unwrap();
     let manifest = prophasis_protocol::package::read_manifest(&archive).unwrap();
     assert_eq!(manifest.id, "org.prophasis.cpu_load");

@@ -488,19 +488,60 @@ async fn an_agent_refusing_a_package_yields_a_clear_result_and_a_log_entry() {
     let agent = Agent::start_with_policy(agent_dir.path(), 0, false, "enforce").await;
     let host = store.create_host(&agent.host("strict")).await.unwrap();
     let plugins = tempdir();
-    let p = script_plugin(plugins.path(), "org.test.unsigned", 1.0, r#"echo '{"value": 1, "message": "x"}'"#, THRESHOLD_CLASSIFIER, 5.0);
+    let p = script_plugin(
+        plugins.path(),
+        "org.test.unsigned",
+        1.0,
+        r#"echo '{"value": 1, "message": "x"}'"#,
+        THRESHOLD_CLASSIFIER,
+        5.0,
+    );
     install_package(&store, p, None).await.unwrap();
-    schedule_check(&store, "strict", vec![host], vec!["org.test.unsigned".into()], 1).await;
+    schedule_check(
+        &store,
+        "strict",
+        vec![host],
+        vec!["org.test.unsigned".into()],
+        1,
+    )
+    .await;
     let running = start_server(data.path(), store.clone()).await;
-    let r = eventually(10 * SECS, "a result", || async { results(&store, host, "org.test.unsigned").await.into_iter().next() }).await;
+    let r = eventually(10 * SECS, "a result", || async {
+        results(&store, host, "org.test.unsigned")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
     assert_eq!(r.result_type, ResultType::CommandUnsuccessful);
-    assert!(r.message.contains("refused plugin org.test.unsigned"), "{}", r.message);
+    assert!(
+        r.message.contains("refused plugin org.test.unsigned"),
+        "{}",
+        r.message
+    );
     let entry = eventually(5 * SECS, "a distribution log entry", || async {
-        let entries = store.list_log(&LogFilter { category: Some(LogCategory::Distribution), ..Default::default() }).await.unwrap();
+        let entries = store
+            .list_log(&LogFilter {
+                category: Some(LogCategory::Distribution),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         entries.into_iter().next()
     })
     .await;
-    assert!(entry.title.contains("refused plugin org.test.unsigned"), "{}", entry.title);
-    assert_eq!(running.core.metrics.plugin_pushes.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(
+        entry.title.contains("refused plugin org.test.unsigned"),
+        "{}",
+        entry.title
+    );
+    assert_eq!(
+        running
+            .core
+            .metrics
+            .plugin_pushes
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
     running.stop().await;
 }

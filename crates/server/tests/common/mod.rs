@@ -42,7 +42,12 @@ impl Agent {
         Agent::start_with_policy(dir, port, new_certificate, "verify-if-present").await
     }
 
-    pub async fn start_with_policy(dir: &Path, port: u16, new_certificate: bool, policy: &str) -> Agent {
+    pub async fn start_with_policy(
+        dir: &Path,
+        port: u16,
+        new_certificate: bool,
+        policy: &str,
+    ) -> Agent {
         let config_path = dir.join("agent.toml");
         let first = !config_path.exists();
         let setup = prophasis_agent::setup::setup(&prophasis_agent::setup::SetupOptions {
