@@ -180,3 +180,79 @@ async fn accepting_a_certificate_needs_a_refused_one() {
     let (status, body) = call(&api.app, req).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no host 1: {body}");
 }
+
+#[tokio::test]
+async fn metrics_in_prometheus_text_format() {
+    let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
+    let hash = prophasis::web::auth::hash_password("admin-pw").unwrap();
+    store
+        .create_user(&User {
+            id: 0,
+            name: "admin".into(),
+            role: Role::Admin,
+            password_hash: hash,
+        })
+        .await
+        .unwrap();
+    store
+        .create_host(&prophasis_model::Host {
+            id: 0,
+            name: "web \"1\"".into(),
+            address: "127.0.0.1".into(),
+            port: 4048,
+            description: String::new(),
+            auth_key: "k".into(),
+            tls_fingerprint: None,
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (core, _tasks) = prophasis::app::Core::start(store, &Config::default(), tx)
+        .await
+        .unwrap();
+    let app = router(AppState::new(core));
+    let req = Request::get("/metrics")
+        .header(header::AUTHORIZATION, basic("admin"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("# TYPE prophasis_results_total counter\nprophasis_results_total 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("prophasis_lateness_seconds_bucket{le=\"+Inf\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"prophasis_host_health{id="1",host="web \"1\"",health="no_data"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"prophasis_host_severity{id="1",host="web \"1\""} 0"#),
+        "{text}"
+    );
+    // Every sample line is `name{labels} value` or `name value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+    }
+    let anonymous = Request::get("/metrics").body(Body::empty()).unwrap();
+    assert_eq!(
+        app.oneshot(anonymous).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

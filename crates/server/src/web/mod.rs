@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub const MAX_BODY: usize = 1 << 20;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(status_page))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/health/hosts", get(host_health))
         .route("/api/v1/health/services", get(service_health))
         .route("/api/v1/classifiers/dry-run", post(dry_run))
