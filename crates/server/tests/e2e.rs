@@ -545,3 +545,51 @@ async fn an_agent_refusing_a_package_yields_a_clear_result_and_a_log_entry() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_agent_mid_check_is_a_connection_error() {
+    let data = tempdir();
+    let store = open_store(data.path()).await;
+    let agent_dir = tempdir();
+    let agent = Agent::start(agent_dir.path(), 0).await;
+    let relay = Relay::start(agent.addr).await;
+    let mut dying = agent.host("dying");
+    dying.port = relay.port;
+    let host = store.create_host(&dying).await.unwrap();
+    let plugins = tempdir();
+    let started = plugins.path().join("started");
+    let script = format!(
+        "touch {}; sleep 3; echo '{{\"value\": 1, \"message\": \"slow\"}}'",
+        started.display()
+    );
+    let p = script_plugin(
+        plugins.path(),
+        "org.test.slow",
+        1.0,
+        &script,
+        THRESHOLD_CLASSIFIER,
+        5.0,
+    );
+    install_package(&store, p, None).await.unwrap();
+    schedule_check(&store, "slow", vec![host], vec!["org.test.slow".into()], 10).await;
+    let running = start_server(data.path(), store.clone()).await;
+    eventually(10 * SECS, "the plugin to start", || async {
+        started.exists().then_some(())
+    })
+    .await;
+    relay.kill();
+    let r = eventually(10 * SECS, "a result", || async {
+        results(&store, host, "org.test.slow")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(r.result_type, ResultType::ConnectionError, "{}", r.message);
+    assert!(
+        r.message.contains("lost during the request"),
+        "{}",
+        r.message
+    );
+    running.stop().await;
+}

@@ -300,6 +300,16 @@ impl AgentClient {
                 ResultType::ConnectionError,
                 format!("could not connect to the agent: {}", chain(&e)),
             )
+        } else if connection_lost(&e) {
+            // The agent went away mid-request (killed, restarted, network cut): that is a
+            // connection failure, not a malformed request.
+            AgentError::new(
+                ResultType::ConnectionError,
+                format!(
+                    "the connection to the agent was lost during the request: {}",
+                    chain(&e)
+                ),
+            )
         } else {
             AgentError::new(
                 ResultType::RequestError,
@@ -307,6 +317,29 @@ impl AgentClient {
             )
         }
     }
+}
+
+/// True when the connection broke after it was made: reset, closed early, cut short.
+fn connection_lost(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected
+            ) {
+                return true;
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// An error with its causes, on one line.
