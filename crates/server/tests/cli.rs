@@ -7,7 +7,17 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prophasis");
 
-fn start_quickstart(data: &std::path::Path) -> (Child, Vec<String>) {
+/// Kills the quickstart if a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_quickstart(data: &std::path::Path) -> (Running, Vec<String>) {
     let mut child = Command::new(BIN)
         .args([
             "quickstart",
@@ -30,7 +40,7 @@ fn start_quickstart(data: &std::path::Path) -> (Child, Vec<String>) {
             break;
         }
     }
-    (child, lines)
+    (Running(child), lines)
 }
 
 /// GET with HTTP Basic auth: status and JSON body.
@@ -56,7 +66,8 @@ fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
     lines.iter().find_map(|l| l.strip_prefix(key))
 }
 
-fn interrupt(child: &mut Child) {
+fn interrupt(running: &mut Running) {
+    let child = &mut running.0;
     // SAFETY: sending a signal to our own child process.
     unsafe { libc_kill(child.id() as i32, 2) };
     let start = Instant::now();
