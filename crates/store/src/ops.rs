@@ -2350,3 +2350,289 @@ pub(crate) async fn apply_retention(
     }
     Ok(report)
 }
+
+// ---------------------------------------------------------------------------------------
+// Alerting: settings, outbox, delivery attempts, maintenance windows, acknowledgements
+
+use crate::alerting::{
+    Acknowledgement, AttemptOutcome, DeliveryAttempt, DeliveryState, OutboxEntry,
+};
+use prophasis_model::transition::Entity;
+
+pub(crate) async fn set_alert_settings(
+    pool: &Pool,
+    alert: AlertId,
+    settings: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO alert_settings (alert_id, settings) VALUES ($1, $2) \
+         ON CONFLICT (alert_id) DO UPDATE SET settings = excluded.settings",
+    )
+    .bind(alert)
+    .bind(settings.to_string())
+    .execute(pool)
+    .await
+    .map_err(|e| fk_as_missing(e, "alert_id", "alert", alert))?;
+    Ok(())
+}
+
+pub(crate) async fn list_alert_settings(pool: &Pool) -> Result<Vec<(AlertId, serde_json::Value)>> {
+    let rows = sqlx::query("SELECT alert_id, settings FROM alert_settings ORDER BY alert_id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let s: String = r.try_get("settings")?;
+            Ok((r.try_get("alert_id")?, json_from(&s, "alert settings")?))
+        })
+        .collect()
+}
+
+fn outbox_from(r: &DbRow) -> Result<OutboxEntry> {
+    let payload: String = r.try_get("payload")?;
+    let state: String = r.try_get("state")?;
+    Ok(OutboxEntry {
+        id: r.try_get("id")?,
+        alert_id: r.try_get("alert_id")?,
+        created: r.try_get("created")?,
+        payload: json_from(&payload, "notification payload")?,
+        state: DeliveryState::parse(&state)?,
+        attempts: r.try_get("attempts")?,
+        next_attempt: r.try_get("next_attempt")?,
+        last_error: r.try_get("last_error")?,
+        finished: r.try_get("finished")?,
+    })
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, alert_id, created, payload, state, attempts, next_attempt, last_error, finished";
+
+pub(crate) async fn enqueue_notification(
+    pool: &Pool,
+    alert: Option<AlertId>,
+    payload: &serde_json::Value,
+    at: Millis,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO alert_outbox (alert_id, created, payload, state, attempts, next_attempt) \
+         VALUES ($1, $2, $3, 'pending', 0, $2) RETURNING id",
+    )
+    .bind(alert)
+    .bind(at)
+    .bind(payload.to_string())
+    .fetch_one(pool)
+    .await?)
+}
+
+pub(crate) async fn due_notifications(
+    pool: &Pool,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<OutboxEntry>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM alert_outbox WHERE state = 'pending' AND next_attempt <= $1 \
+         ORDER BY next_attempt, id LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(outbox_from).collect()
+}
+
+pub(crate) async fn record_delivery_attempt(
+    pool: &Pool,
+    id: i64,
+    o: &AttemptOutcome<'_>,
+) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    let finished = (o.state != DeliveryState::Pending).then_some(o.at);
+    let done = sqlx::query(
+        "UPDATE alert_outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, \
+         last_error = $3, finished = $4 WHERE id = $5",
+    )
+    .bind(o.state.as_str())
+    .bind(o.next_attempt)
+    .bind(o.error)
+    .bind(finished)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("notification", id));
+    }
+    sqlx::query(
+        "INSERT INTO alert_delivery_attempts (outbox_id, time, ok, error) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(o.at)
+    .bind(o.ok)
+    .bind(o.error)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn get_notification(pool: &Pool, id: i64) -> Result<OutboxEntry> {
+    let row = sqlx::query(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM alert_outbox WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| StoreError::not_found("notification", id))?;
+    outbox_from(&row)
+}
+
+pub(crate) async fn list_notifications(
+    pool: &Pool,
+    alert: Option<AlertId>,
+    limit: i64,
+) -> Result<Vec<OutboxEntry>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM alert_outbox WHERE ($1 IS NULL OR alert_id = $1) \
+         ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(alert)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(outbox_from).collect()
+}
+
+pub(crate) async fn delivery_attempts(pool: &Pool, outbox_id: i64) -> Result<Vec<DeliveryAttempt>> {
+    let rows = sqlx::query(
+        "SELECT id, outbox_id, time, ok, error FROM alert_delivery_attempts \
+         WHERE outbox_id = $1 ORDER BY id",
+    )
+    .bind(outbox_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeliveryAttempt {
+                id: r.try_get("id")?,
+                outbox_id: r.try_get("outbox_id")?,
+                time: r.try_get("time")?,
+                ok: r.try_get("ok")?,
+                error: r.try_get("error")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn create_maintenance_window(
+    pool: &Pool,
+    definition: &serde_json::Value,
+) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("INSERT INTO maintenance_windows (definition) VALUES ($1) RETURNING id")
+            .bind(definition.to_string())
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub(crate) async fn update_maintenance_window(
+    pool: &Pool,
+    id: i64,
+    definition: &serde_json::Value,
+) -> Result<()> {
+    let done = sqlx::query("UPDATE maintenance_windows SET definition = $1 WHERE id = $2")
+        .bind(definition.to_string())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("maintenance window", id));
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_maintenance_windows(pool: &Pool) -> Result<Vec<(i64, serde_json::Value)>> {
+    let rows = sqlx::query("SELECT id, definition FROM maintenance_windows ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let d: String = r.try_get("definition")?;
+            Ok((r.try_get("id")?, json_from(&d, "maintenance window")?))
+        })
+        .collect()
+}
+
+pub(crate) async fn delete_maintenance_window(pool: &Pool, id: i64) -> Result<()> {
+    delete_row(pool, "maintenance_windows", "maintenance window", id).await
+}
+
+fn entity_parts(e: Entity) -> (&'static str, i64) {
+    match e {
+        Entity::Host(id) => ("host", id),
+        Entity::Service(id) => ("service", id),
+    }
+}
+
+pub(crate) async fn add_acknowledgement(pool: &Pool, a: &Acknowledgement) -> Result<i64> {
+    let (kind, id) = entity_parts(a.entity);
+    Ok(sqlx::query_scalar(
+        "INSERT INTO acknowledgements (entity_type, entity_id, who, at, comment) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(kind)
+    .bind(id)
+    .bind(&a.who)
+    .bind(a.at)
+    .bind(&a.comment)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub(crate) async fn list_acknowledgements(
+    pool: &Pool,
+    active_only: bool,
+) -> Result<Vec<Acknowledgement>> {
+    let sql = if active_only {
+        "SELECT * FROM acknowledgements WHERE cleared_at IS NULL ORDER BY id DESC"
+    } else {
+        "SELECT * FROM acknowledgements ORDER BY id DESC"
+    };
+    let rows = sqlx::query(sql).fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("entity_type")?;
+            let id: i64 = r.try_get("entity_id")?;
+            let entity = match kind.as_str() {
+                "host" => Entity::Host(id),
+                "service" => Entity::Service(id),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "acknowledged entity {other:?}"
+                    )))
+                }
+            };
+            Ok(Acknowledgement {
+                id: r.try_get("id")?,
+                entity,
+                who: r.try_get("who")?,
+                at: r.try_get("at")?,
+                comment: r.try_get("comment")?,
+                cleared_at: r.try_get("cleared_at")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn clear_acknowledgements(pool: &Pool, entity: Entity, at: Millis) -> Result<u64> {
+    let (kind, id) = entity_parts(entity);
+    Ok(sqlx::query(
+        "UPDATE acknowledgements SET cleared_at = $1 \
+         WHERE entity_type = $2 AND entity_id = $3 AND cleared_at IS NULL",
+    )
+    .bind(at)
+    .bind(kind)
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -17,8 +17,10 @@ pub(crate) type DB = sqlx::Postgres;
 #[path = "ops.rs"]
 pub(crate) mod ops;
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_alerting.sql")),
+];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes
 /// that start together migrate one after the other.

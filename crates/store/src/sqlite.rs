@@ -23,8 +23,10 @@ pub(crate) type DB = sqlx::Sqlite;
 #[path = "ops.rs"]
 pub(crate) mod ops;
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_alerting.sql")),
+];
 
 pub(crate) enum Target {
     Memory,
