@@ -45,9 +45,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
             "prophasis-store",
             "prophasis-classifier",
             "prophasis-agent",
+            "prophasis-alerting",
         ],
         &[],
     ),
+    ("alerting", &["prophasis-model", "prophasis-store"], &["mlua", "axum"]),
     ("xtask", &[], &[]),
     ("sim", &["prophasis-protocol"], &["sqlx", "mlua"]),
 ];
