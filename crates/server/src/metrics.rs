@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds (ms) of the lateness histogram buckets; lateness is stored − slot.
-pub const LATENESS_BUCKETS_MS: [u64; 10] =
-    [10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000];
+pub const LATENESS_BUCKETS_MS: [u64; 11] =
+    [10, 50, 100, 250, 500, 750, 1000, 2500, 5000, 10_000, 30_000];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
