@@ -24,6 +24,8 @@ pub struct Running {
     web: JoinHandle<()>,
     web_stop: oneshot::Sender<()>,
     retention: JoinHandle<()>,
+    /// Evaluates transitions and delivers notifications; dropped (stopped) on `stop`.
+    alerting: prophasis_alerting::Alerting,
 }
 
 /// Creates the first admin when there are no users; returns the name and the generated
@@ -74,6 +76,7 @@ pub async fn start(
         hourly_days: config.retention.hourly_days,
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
+    let (to_alerting, alerting_rx) = mpsc::unbounded_channel::<Transition>();
     tokio::spawn(async move {
         while let Some(t) = rx.recv().await {
             let what = match t.entity {
@@ -81,6 +84,7 @@ pub async fn start(
                 Entity::Service(id) => format!("service {id}"),
             };
             tracing::info!("{what}: {} -> {}", t.old, t.new);
+            let _ = to_alerting.send(t.clone());
             if let Some(next) = &transitions {
                 let _ = next.send(t);
             }
@@ -93,6 +97,10 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {}: is another Prophasis running? choose another address with --listen", config.listen))?;
     let addr = listener.local_addr()?;
+    // Transitions queue in the channel until the engine starts; links need the address.
+    let alerting =
+        prophasis_alerting::Alerting::start(store.clone(), alerting_rx, format!("http://{addr}"))
+            .await;
     let (web_stop, stopped) = oneshot::channel::<()>();
     let app = web::router(AppState::new(core.clone()));
     let web = tokio::spawn(async move {
@@ -111,6 +119,7 @@ pub async fn start(
         web,
         web_stop,
         retention,
+        alerting,
     })
 }
 
@@ -124,6 +133,9 @@ impl Running {
         self.tasks
             .shutdown(&self.core, Duration::from_secs(10))
             .await;
+        // After the core: the last transitions are evaluated and written to the outbox.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(self.alerting);
         self.core.store.close().await;
     }
 }

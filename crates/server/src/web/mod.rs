@@ -3,6 +3,7 @@
 //! status page. `router(state)` builds everything, so handler tests use `oneshot` and the
 //! end-to-end tests serve the same router on a real socket.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod metrics;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/hosts/{id}/accept-certificate",
             post(accept_certificate),
         )
+        .merge(alerts::routes())
         .fallback(|| async { ApiError::not_found("no such page or API route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
