@@ -8,6 +8,11 @@
 //! and sends it. The price is at-least-once delivery: a send that succeeded just before a
 //! crash, whose attempt was not yet recorded, is sent again.
 //!
+//! Before each attempt the worker claims the row for the send timeout plus a margin
+//! (`Store::claim_notification`), so several servers on one PostgreSQL database do not
+//! send the same notification twice, and a row whose sender died mid-attempt is due again
+//! when the claim runs out (the restarted server resumes it then).
+//!
 //! Failed attempts are retried with exponential backoff ([`RetryPolicy`]) up to a limit;
 //! every attempt is recorded, and a notification that finally fails writes a system-log
 //! entry (category `alerting`) so an administrator learns that alerts are not arriving.
@@ -530,6 +535,20 @@ impl Inner {
     }
 
     async fn deliver(&self, row: OutboxEntry) {
+        let now = now_millis();
+        let lease = self.opts.send_timeout.as_millis() as i64 + 5_000;
+        match self
+            .store
+            .claim_notification(row.id, now, now + lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("alerting: claiming notification {} failed: {e}", row.id);
+                return;
+            }
+        }
         let result: Result<(), (String, bool)> = async {
             let n: Notification = serde_json::from_value(row.payload.clone())
                 .map_err(|e| (format!("the stored notification is unreadable: {e}"), true))?;

@@ -136,6 +136,9 @@ async fn a_restart_during_delivery_resumes_from_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     // The first request hangs, as if the process died while sending.
     let rx = Receiver::start(vec![0, 200]).await;
+    // The claim of the dead attempt runs out after the send timeout plus 5 s.
+    let mut opts = options();
+    opts.send_timeout = Duration::from_millis(500);
     let id;
     {
         let store = store(&dir).await;
@@ -143,7 +146,8 @@ async fn a_restart_during_delivery_resumes_from_the_outbox() {
             .create_alert(&alert("a", "webhook", json!({"url": rx.url})))
             .await
             .unwrap();
-        let engine = engine(&store).await;
+        let engine =
+            prophasis_alerting::Alerting::start_with(store.clone(), None, opts.clone()).await;
         engine
             .handle(transition(Entity::Host(1), Health::Ok, Health::Critical, 1))
             .await;
@@ -155,9 +159,9 @@ async fn a_restart_during_delivery_resumes_from_the_outbox() {
         store.close().await;
     }
     let store = store(&dir).await;
-    let _engine = engine(&store).await;
+    let _engine = prophasis_alerting::Alerting::start_with(store.clone(), None, opts).await;
     let s = store.clone();
-    wait_until(10, "delivery after the restart", || async {
+    wait_until(20, "delivery after the restart", || async {
         s.list_notifications(Some(id), 10).await.unwrap()[0].state == DeliveryState::Delivered
     })
     .await;

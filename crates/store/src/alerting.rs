@@ -128,6 +128,13 @@ impl Store {
     pub async fn due_notifications(&self, now: Millis, limit: i64) -> Result<Vec<OutboxEntry>> {
         dispatch!(self, due_notifications(now, limit))
     }
+    /// Takes a due notification for one attempt: it is not due again before `until`, so
+    /// a second server on the same database does not send it too, and a sender that
+    /// dies mid-attempt leaves it to be retried after `until`. `false`: someone else
+    /// has it, or it is no longer due.
+    pub async fn claim_notification(&self, id: i64, now: Millis, until: Millis) -> Result<bool> {
+        dispatch!(self, claim_notification(id, now, until))
+    }
     /// Records one attempt and its effect on the notification, in one transaction.
     pub async fn record_delivery_attempt(
         &self,

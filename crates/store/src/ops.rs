@@ -2636,3 +2636,22 @@ pub(crate) async fn clear_acknowledgements(pool: &Pool, entity: Entity, at: Mill
     .await?
     .rows_affected())
 }
+
+pub(crate) async fn claim_notification(
+    pool: &Pool,
+    id: i64,
+    now: Millis,
+    until: Millis,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE alert_outbox SET next_attempt = $3 \
+         WHERE id = $1 AND state = 'pending' AND next_attempt <= $2",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(until)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}

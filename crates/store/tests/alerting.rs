@@ -15,6 +15,20 @@ async fn outbox_records_attempts_and_final_state(s: &Store) {
         .await
         .unwrap();
     assert!(s.due_notifications(999, 10).await.unwrap().is_empty());
+    assert!(
+        !s.claim_notification(id, 999, 5_000).await.unwrap(),
+        "not due yet"
+    );
+    assert!(s.claim_notification(id, 1_000, 1_500).await.unwrap());
+    assert!(
+        !s.claim_notification(id, 1_000, 1_500).await.unwrap(),
+        "claimed once"
+    );
+    assert!(s.due_notifications(1_499, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_notification(id, 1_500, 1_000).await.unwrap(),
+        "the lease ran out"
+    );
     let due = s.due_notifications(1_000, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].payload, json!({"alert": "a"}));
