@@ -28,8 +28,17 @@ fn notification() -> Notification {
 }
 
 const SMTP_SERVER: &str = r#"
-import sys, json, email, email.policy
+import sys, json, email, email.policy, ssl
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, out, mode, cert, key, user, password = sys.argv[1:8]
+logins = []
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = (isinstance(auth_data, LoginPassword)
+          and auth_data.login.decode() == user and auth_data.password.decode() == password)
+    if ok:
+        logins.append(user)
+    return AuthResult(success=ok)
 class Handler:
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -39,11 +48,26 @@ class Handler:
             "subject": str(msg["subject"]),
             "plain": msg.get_body(("plain",)).get_content(),
             "html": msg.get_body(("html",)).get_content(),
+            "tls": session.ssl is not None,
+            "login": logins[-1] if logins else None,
         }
-        with open(sys.argv[2], "a") as f:
+        with open(out, "a") as f:
             f.write(json.dumps(record) + "\n")
         return "250 OK"
-c = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]))
+kw = {}
+if mode != "plain":
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    if mode == "starttls":
+        # aiosmtpd's STARTTLS stalls with TLS 1.3 clients that wait for the server after
+        # the handshake (rustls does); TLS 1.2 still tests the upgrade and the login.
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        kw = dict(tls_context=ctx, require_starttls=True)
+    else:
+        # Implicit TLS is invisible to aiosmtpd's session: allow AUTH on it.
+        kw = dict(ssl_context=ctx, auth_require_tls=False)
+    kw.update(authenticator=authenticator, auth_required=True)
+c = Controller(Handler(), hostname="127.0.0.1", port=int(port), **kw)
 c.start()
 print("ready", flush=True)
 sys.stdin.read()
@@ -55,11 +79,15 @@ struct SmtpServer {
     child: Child,
     port: u16,
     mails: std::path::PathBuf,
+    /// PEM of the CA that signed the server's certificate (TLS modes).
+    ca: String,
     _dir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    fn start() -> SmtpServer {
+    /// `mode`: `plain`, `starttls` or `tls`; the TLS modes require the login `alerts`
+    /// with password `s3cret`.
+    fn start(mode: &str) -> SmtpServer {
         let probe = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .output();
@@ -73,12 +101,24 @@ impl SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("smtpd.py");
         std::fs::write(&script, SMTP_SERVER).unwrap();
+        let (ca, cert, key) = certificates();
+        let cert_path = dir.path().join("cert.pem");
+        let key_path = dir.path().join("key.pem");
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
         let mails = dir.path().join("mails.jsonl");
         let port = free_port();
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(port.to_string())
             .arg(&mails)
+            .args([
+                mode,
+                cert_path.to_str().unwrap(),
+                key_path.to_str().unwrap(),
+                "alerts",
+                "s3cret",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -92,6 +132,7 @@ impl SmtpServer {
             child,
             port,
             mails,
+            ca,
             _dir: dir,
         }
     }
@@ -103,6 +144,21 @@ impl SmtpServer {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1: (CA PEM, cert PEM, key PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
 impl Drop for SmtpServer {
@@ -122,7 +178,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn email_reaches_a_real_smtp_server_with_recipients_subject_and_both_bodies() {
-    let smtp = SmtpServer::start();
+    let smtp = SmtpServer::start("plain");
     let options = json!({
         "host": "127.0.0.1",
         "port": smtp.port,
@@ -162,6 +218,64 @@ async fn email_reaches_a_real_smtp_server_with_recipients_subject_and_both_bodie
         html.contains("href=\"http://prophasis.test/hosts/3\""),
         "{html}"
     );
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_with_a_login() {
+    for mode in ["tls", "starttls"] {
+        let smtp = SmtpServer::start(mode);
+        let mut options = json!({
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": mode,
+            "username": "alerts",
+            "password": "s3cret",
+            "ca_certificate": smtp.ca,
+            "from": "prophasis@example.net",
+            "to": ["ops@example.net"],
+            "timeout_seconds": 10,
+        });
+        modules::validate("email", &options).unwrap();
+        modules::send("email", &notification(), &options)
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1, "{mode}");
+        assert_eq!(mails[0]["rcpt"], json!(["ops@example.net"]));
+        assert_eq!(mails[0]["login"], "alerts", "{mode}");
+        if mode == "starttls" {
+            // aiosmtpd records STARTTLS in the session (implicit TLS is below its view).
+            assert_eq!(mails[0]["tls"], true, "{mode}");
+        }
+
+        // A wrong password is the server's refusal, reported, not a crash.
+        options["password"] = json!("wrong");
+        options["timeout_seconds"] = json!(3);
+        let e = modules::send("email", &notification(), &options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, SendError::Failed(_) | SendError::Timeout(_)),
+            "{mode}: {e}"
+        );
+        // Without the private CA the certificate is not trusted.
+        options["password"] = json!("s3cret");
+        options.as_object_mut().unwrap().remove("ca_certificate");
+        let e = modules::send("email", &notification(), &options)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().to_lowercase().contains("certificate"),
+            "{mode}: {e}"
+        );
+        assert_eq!(smtp.mails().len(), 1);
+    }
+    let e = modules::validate(
+        "email",
+        &json!({"host": "h", "from": "a@b.c", "to": ["d@e.f"], "ca_certificate": "not pem"}),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "options.ca_certificate");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 
@@ -47,6 +48,11 @@ pub fn info() -> ModuleInfo {
             .required(),
             OptionSpec::new("to", OptionType::StringList, "Recipient addresses").required(),
             OptionSpec::new(
+                "ca_certificate",
+                OptionType::Text,
+                "PEM certificate of a private CA to trust besides the public ones",
+            ),
+            OptionSpec::new(
                 "timeout_seconds",
                 OptionType::Integer,
                 "Give up an attempt after this long",
@@ -79,6 +85,20 @@ pub fn validate(options: &Value) -> Result<(), FieldError> {
     mailbox("options.from", opt_str(options, "from").unwrap_or_default())?;
     for (i, to) in opt_list(options, "to").iter().enumerate() {
         mailbox(&format!("options.to[{i}]"), to)?;
+    }
+    if let Some(pem) = opt_str(options, "ca_certificate") {
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(FieldError::new(
+                "options.ca_certificate",
+                "must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+        Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+            FieldError::new(
+                "options.ca_certificate",
+                format!("is not a PEM certificate: {e}"),
+            )
+        })?;
     }
     if opt_str(options, "password").is_some() && opt_str(options, "username").is_none() {
         return Err(FieldError::new(
@@ -153,12 +173,22 @@ pub async fn send(n: &Notification, options: &Value) -> Result<(), SendError> {
     let host = opt_str(options, "host").unwrap_or_default();
     let port = opt_u64(options, "port", 587) as u16;
     let timeout = Duration::from_secs(opt_u64(options, "timeout_seconds", 30));
-    let builder = match opt_str(options, "security").unwrap_or("starttls") {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(SendError::failed)?,
-        "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-        _ => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(SendError::failed)?
+    let tls = || -> Result<TlsParameters, SendError> {
+        let mut b = TlsParameters::builder(host.to_string());
+        if let Some(pem) = opt_str(options, "ca_certificate") {
+            b = b.add_root_certificate(
+                Certificate::from_pem(pem.as_bytes()).map_err(SendError::failed)?,
+            );
         }
+        b.build_rustls().map_err(SendError::failed)
+    };
+    let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
+    let builder = match opt_str(options, "security").unwrap_or("starttls") {
+        "none" => plain,
+        "tls" => plain.tls(Tls::Wrapper(tls()?)),
+        // STARTTLS is required, never opportunistic: a server that does not offer it
+        // must not get the password in clear.
+        _ => plain.tls(Tls::Required(tls()?)),
     };
     let mut builder = builder.port(port).timeout(Some(timeout));
     if let Some(user) = opt_str(options, "username") {
