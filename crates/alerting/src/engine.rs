@@ -28,7 +28,7 @@ use std::time::Duration;
 use prophasis_model::rules::Topology;
 use prophasis_model::transition::{Entity, Transition};
 use prophasis_model::{
-    Alert, AlertId, Health, HostId, LogCategory, Millis, ServiceId, SystemLogMessage,
+    Alert, AlertId, CheckId, Health, HostId, LogCategory, Millis, ServiceId, SystemLogMessage,
 };
 use prophasis_store::{now_millis, AttemptOutcome, DeliveryState, OutboxEntry, Store, StoreError};
 use tokio::sync::{mpsc, Notify};
@@ -104,9 +104,23 @@ struct Config {
     windows: Vec<MaintenanceWindow>,
     hosts: HashMap<HostId, String>,
     services: HashMap<ServiceId, String>,
+    checks: HashMap<CheckId, String>,
 }
 
 impl Config {
+    /// Builds the notification with the names this configuration knows.
+    fn notification(
+        &self,
+        kind: NotificationKind,
+        alert: &Alert,
+        t: &Transition,
+        base_url: &str,
+    ) -> Notification {
+        let mut n = Notification::new(kind, alert, t, &self.entity_name(t.entity), base_url);
+        n.check_name = n.check.and_then(|c| self.checks.get(&c).cloned());
+        n
+    }
+
     fn entity_name(&self, e: Entity) -> String {
         match e {
             Entity::Host(id) => self
@@ -305,9 +319,10 @@ impl Inner {
                 Err(e) => tracing::warn!("alerting: maintenance window {id} ignored: {e}"),
             }
         }
+        let checks = s.list_checks().await?;
         let topology = Topology::new(
             &s.list_host_groups().await?,
-            &s.list_checks().await?,
+            &checks,
             &s.list_services().await?,
         );
         let hosts = s
@@ -329,6 +344,7 @@ impl Inner {
             windows,
             hosts,
             services,
+            checks: checks.into_iter().map(|c| (c.id, c.name)).collect(),
         });
         Ok(())
     }
@@ -400,13 +416,7 @@ impl Inner {
                         },
                     );
                 }
-                out.push(Notification::new(
-                    kind,
-                    alert,
-                    &t,
-                    &cfg.entity_name(t.entity),
-                    &self.opts.base_url,
-                ));
+                out.push(cfg.notification(kind, alert, &t, &self.opts.base_url));
             }
         }
         self.enqueue(out).await;
@@ -490,13 +500,8 @@ impl Inner {
             let Some(alert) = cfg.alerts.iter().find(|a| a.id == alert_id) else {
                 continue;
             };
-            let mut n = Notification::new(
-                NotificationKind::Renotify,
-                alert,
-                &t,
-                &cfg.entity_name(entity),
-                &self.opts.base_url,
-            );
+            let mut n =
+                cfg.notification(NotificationKind::Renotify, alert, &t, &self.opts.base_url);
             n.at = now;
             n.time = crate::time::rfc3339(now);
             out.push(n);

@@ -34,6 +34,9 @@ pub struct Notification {
     pub entity_name: String,
     pub plugin: Option<PluginId>,
     pub check: Option<CheckId>,
+    /// The check's name, when the check still exists.
+    #[serde(default)]
+    pub check_name: Option<String>,
     pub old: Health,
     pub new: Health,
     pub value: Option<f64>,
@@ -84,6 +87,7 @@ impl Notification {
             entity_name: entity_name.into(),
             plugin: cause.map(|c| c.plugin_id.clone()),
             check: cause.and_then(|c| c.check_id),
+            check_name: None,
             old: t.old,
             new: t.new,
             value: cause.and_then(|c| c.value),
@@ -104,8 +108,10 @@ impl Notification {
         if let Some(p) = &self.plugin {
             s += &format!("Plugin: {p}\n");
         }
-        if let Some(c) = self.check {
-            s += &format!("Check: {c}\n");
+        match (self.check, &self.check_name) {
+            (Some(c), Some(name)) => s += &format!("Check: {name} ({c})\n"),
+            (Some(c), None) => s += &format!("Check: {c}\n"),
+            _ => {}
         }
         if let Some(v) = self.value {
             s += &format!("Value: {v}\n");

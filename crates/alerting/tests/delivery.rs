@@ -78,21 +78,39 @@ async fn fails_twice_then_succeeds_delivered_exactly_once_with_three_attempts() 
 }
 
 #[tokio::test]
-async fn an_unreachable_peer_gives_recorded_failures_and_a_system_log_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+async fn an_unreachable_webhook_gives_recorded_failures_and_a_system_log_entry() {
+    let port = free_port();
+    unreachable_peer(
+        "webhook",
+        json!({"url": format!("http://127.0.0.1:{port}/x")}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_smtp_server_gives_recorded_failures_and_a_system_log_entry() {
+    let port = free_port();
+    unreachable_peer(
+        "email",
+        json!({"host": "127.0.0.1", "port": port, "security": "none", "from": "p@example.net", "to": ["a@example.net"]}),
+    )
+    .await;
+}
+
+/// A port that was just free: nothing listens there.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+async fn unreachable_peer(module: &str, module_options: Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
     let id = store
-        .create_alert(&alert(
-            "a",
-            "webhook",
-            json!({"url": format!("http://127.0.0.1:{port}/x")}),
-        ))
+        .create_alert(&alert("a", module, module_options))
         .await
         .unwrap();
     let mut opts = options();

@@ -89,6 +89,7 @@ async fn a_health_transition_reaches_the_webhook_and_the_delivery_is_listed() {
     assert_eq!(n["old"], "no_data");
     assert_eq!(n["new"], "ok");
     assert_eq!(n["plugin"], "org.test.value");
+    assert_eq!(n["check_name"], "values");
     assert_eq!(n["value"], 10.0);
     assert_eq!(n["message"], "ten");
     assert_eq!(n["link"], format!("http://{}/hosts/{host}", running.addr));

@@ -148,7 +148,12 @@ fn html(n: &Notification) -> String {
         rows.push(("Plugin", p.clone()));
     }
     if let Some(c) = n.check {
-        rows.push(("Check", c.to_string()));
+        let name = n
+            .check_name
+            .as_deref()
+            .map(|x| format!("{x} "))
+            .unwrap_or_default();
+        rows.push(("Check", format!("{name}({c})")));
     }
     if let Some(v) = n.value {
         rows.push(("Value", v.to_string()));

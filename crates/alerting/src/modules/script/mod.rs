@@ -4,7 +4,7 @@
 //!
 //! Variables: `PROPHASIS_KIND`, `PROPHASIS_ALERT_ID`, `PROPHASIS_ALERT_NAME`,
 //! `PROPHASIS_ENTITY_TYPE`, `PROPHASIS_ENTITY_ID`, `PROPHASIS_ENTITY_NAME`,
-//! `PROPHASIS_PLUGIN`, `PROPHASIS_CHECK`, `PROPHASIS_OLD_HEALTH`, `PROPHASIS_NEW_HEALTH`,
+//! `PROPHASIS_PLUGIN`, `PROPHASIS_CHECK`, `PROPHASIS_CHECK_NAME`, `PROPHASIS_OLD_HEALTH`, `PROPHASIS_NEW_HEALTH`,
 //! `PROPHASIS_VALUE`, `PROPHASIS_MESSAGE`, `PROPHASIS_TIME`, `PROPHASIS_AT` (ms),
 //! `PROPHASIS_LINK`, `PROPHASIS_SUMMARY`, and `PROPHASIS_JSON` (the webhook payload).
 
@@ -84,6 +84,10 @@ pub fn environment(n: &Notification) -> Vec<(&'static str, String)> {
         (
             "PROPHASIS_CHECK",
             n.check.map(|c| c.to_string()).unwrap_or_default(),
+        ),
+        (
+            "PROPHASIS_CHECK_NAME",
+            n.check_name.clone().unwrap_or_default(),
         ),
         ("PROPHASIS_OLD_HEALTH", n.old.to_string()),
         ("PROPHASIS_NEW_HEALTH", n.new.to_string()),
