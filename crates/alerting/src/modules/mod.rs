@@ -241,49 +241,75 @@ pub async fn send(module: &str, n: &Notification, options: &Value) -> Result<(),
 const MASK: &str = "••••";
 
 /// The options with every secret replaced by `••••` and its last four characters (only
-/// when the secret is long enough that four characters give nothing away).
+/// when the secret is long enough that four characters give nothing away). A secret map
+/// (e.g. HTTP headers) keeps its keys and masks each value.
 pub fn mask_secrets(module: &str, options: &Value) -> Value {
     let mut out = options.clone();
     let (Some(info), Some(obj)) = (info(module), out.as_object_mut()) else {
         return out;
     };
     for spec in info.options.iter().filter(|s| s.secret) {
-        if let Some(v) = obj.get_mut(spec.name) {
-            if let Some(s) = v.as_str() {
-                let chars: Vec<char> = s.chars().collect();
-                let tail: String = if chars.len() >= 12 {
-                    chars[chars.len() - 4..].iter().collect()
-                } else {
-                    String::new()
-                };
-                *v = Value::String(format!("{MASK}{tail}"));
+        match obj.get_mut(spec.name) {
+            Some(Value::String(s)) => *s = mask(s),
+            Some(Value::Object(m)) => {
+                for v in m.values_mut() {
+                    if let Value::String(s) = v {
+                        *s = mask(s);
+                    }
+                }
             }
+            _ => {}
         }
     }
     out
 }
 
+fn mask(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let tail: String = if chars.len() >= 12 {
+        chars[chars.len() - 4..].iter().collect()
+    } else {
+        String::new()
+    };
+    format!("{MASK}{tail}")
+}
+
+fn is_masked(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.starts_with(MASK))
+}
+
 /// For an update: a secret sent back masked (as [`mask_secrets`] showed it) keeps the
-/// stored value.
+/// stored value (for a secret map, value by value).
 pub fn keep_secrets(module: &str, new: &mut Value, stored: &Value) {
     let Some(info) = info(module) else { return };
     let Some(obj) = new.as_object_mut() else {
         return;
     };
     for spec in info.options.iter().filter(|s| s.secret) {
-        let masked = obj
-            .get(spec.name)
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.starts_with(MASK));
-        if masked {
-            match stored.get(spec.name) {
-                Some(old) => {
-                    obj.insert(spec.name.to_string(), old.clone());
-                }
+        let old = stored.get(spec.name);
+        match obj.get_mut(spec.name) {
+            Some(v) if is_masked(v) => match old {
+                Some(old) => *v = old.clone(),
                 None => {
                     obj.remove(spec.name);
                 }
+            },
+            Some(Value::Object(m)) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    if is_masked(&m[&k]) {
+                        match old.and_then(|o| o.get(&k)) {
+                            Some(o) => {
+                                m.insert(k, o.clone());
+                            }
+                            None => {
+                                m.remove(&k);
+                            }
+                        }
+                    }
+                }
             }
+            _ => {}
         }
     }
 }
@@ -378,6 +404,21 @@ mod tests {
         changed["password"] = json!("new one");
         keep_secrets("email", &mut changed, &opts);
         assert_eq!(changed["password"], json!("new one"));
+
+        let hook = json!({"url": "https://hooks.slack.com/services/T0/B0/abcdefgh1234", "headers": {"Authorization": "Bearer abcdefghijklmnop", "X-Env": "prod"}});
+        let masked = mask_secrets("webhook", &hook);
+        assert_eq!(masked["url"], json!("••••1234"));
+        assert_eq!(masked["headers"]["Authorization"], json!("••••mnop"));
+        assert_eq!(masked["headers"]["X-Env"], json!("••••"));
+        let mut back = masked.clone();
+        back["headers"]["X-Env"] = json!("staging");
+        keep_secrets("webhook", &mut back, &hook);
+        assert_eq!(back["url"], hook["url"]);
+        assert_eq!(
+            back["headers"]["Authorization"],
+            hook["headers"]["Authorization"]
+        );
+        assert_eq!(back["headers"]["X-Env"], json!("staging"));
     }
 
     #[test]

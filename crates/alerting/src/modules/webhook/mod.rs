@@ -26,8 +26,8 @@ pub fn info() -> ModuleInfo {
         name: "webhook",
         description: "HTTP POST of the notification as JSON, or of a body from a template (Slack, Mattermost, Teams, Discord, ntfy, Gotify…)",
         options: vec![
-            OptionSpec::new("url", OptionType::String, "http:// or https:// URL to POST to").required(),
-            OptionSpec::new("headers", OptionType::StringMap, "Extra request headers, e.g. Authorization"),
+            OptionSpec::new("url", OptionType::String, "http:// or https:// URL to POST to (secret: chat webhook URLs carry their token)").required().secret(),
+            OptionSpec::new("headers", OptionType::StringMap, "Extra request headers, e.g. Authorization (values are secret)").secret(),
             OptionSpec::new(
                 "template",
                 OptionType::Text,
