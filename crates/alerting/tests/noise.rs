@@ -357,3 +357,59 @@ async fn hosts_of_a_service_already_down_are_held_back_but_recoveries_are_sent()
         5
     );
 }
+
+#[tokio::test]
+async fn a_host_group_window_covers_its_nested_hosts_and_a_weekly_window_follows_the_clock() {
+    let (_d, store, id) = setup(json!({})).await;
+    let inner_host = host(&store, "inner").await;
+    let outside = host(&store, "outside").await;
+    let inner = store
+        .create_host_group(&prophasis_model::HostGroup {
+            id: 0,
+            name: "inner".into(),
+            description: String::new(),
+            member_hosts: vec![inner_host],
+            member_groups: vec![],
+        })
+        .await
+        .unwrap();
+    let outer = store
+        .create_host_group(&prophasis_model::HostGroup {
+            id: 0,
+            name: "outer".into(),
+            description: String::new(),
+            member_hosts: vec![],
+            member_groups: vec![inner],
+        })
+        .await
+        .unwrap();
+    // Every day of the week, the whole day: active whenever the test runs.
+    store
+        .create_maintenance_window(&json!({
+            "target": {"host_group": outer},
+            "schedule": {"type": "weekly", "days": [0, 1, 2, 3, 4, 5, 6], "start_minute": 0, "duration_minutes": 1440},
+        }))
+        .await
+        .unwrap();
+    let engine = quiet_engine(&store).await;
+    let now = prophasis_store::now_millis();
+    engine
+        .handle(transition(
+            Entity::Host(inner_host),
+            Health::Ok,
+            Health::Critical,
+            now,
+        ))
+        .await;
+    engine
+        .handle(transition(
+            Entity::Host(outside),
+            Health::Ok,
+            Health::Critical,
+            now,
+        ))
+        .await;
+    let rows = store.list_notifications(Some(id), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].payload["entity_name"], "outside");
+}
