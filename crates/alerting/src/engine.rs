@@ -39,6 +39,9 @@ use crate::noise::{in_maintenance, AlertSettings, FlapTracker, MaintenanceWindow
 use crate::notification::{Notification, NotificationKind};
 use crate::rules;
 
+/// Notifications sent at the same time by one worker.
+const PARALLEL_SENDS: usize = 8;
+
 /// How failed sends are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -157,6 +160,8 @@ struct Inner {
     config: RwLock<Arc<Config>>,
     state: Mutex<State>,
     wake: Notify,
+    /// Alerts whose notifications are being sent.
+    in_flight: Mutex<HashSet<Option<AlertId>>>,
 }
 
 /// The running engine; dropping it stops its tasks (pending notifications stay in the
@@ -197,6 +202,7 @@ impl Alerting {
             config: RwLock::new(Arc::default()),
             state: Mutex::default(),
             wake: Notify::new(),
+            in_flight: Mutex::default(),
         });
         if let Err(e) = inner.reload().await {
             tracing::error!("alerting: reading the alerts failed: {e}");
@@ -212,11 +218,14 @@ impl Alerting {
         }
         let i = inner.clone();
         tasks.push(tokio::spawn(async move {
+            // Owned by this task: stopping the engine aborts the sends in flight too.
+            let mut sends = tokio::task::JoinSet::new();
             loop {
-                i.deliver_due().await;
+                i.start_due(&mut sends).await;
                 tokio::select! {
                     _ = i.wake.notified() => {}
                     _ = tokio::time::sleep(i.opts.poll) => {}
+                    Some(_) = sends.join_next(), if !sends.is_empty() => {}
                 }
             }
         }));
@@ -513,7 +522,20 @@ impl Inner {
         self.enqueue(out).await;
     }
 
-    async fn deliver_due(&self) -> usize {
+    /// One pass that waits for its sends (tests, and `Alerting::deliver_due`).
+    async fn deliver_due(self: &Arc<Self>) -> usize {
+        let mut sends = tokio::task::JoinSet::new();
+        let n = self.start_due(&mut sends).await;
+        while sends.join_next().await.is_some() {}
+        n
+    }
+
+    /// Starts sending the due notifications: one task per alert, so one slow peer (an
+    /// SMTP server timing out) does not hold up the others, while one alert's
+    /// notifications still go out in order (a "down" must not arrive after the "up" that
+    /// followed it). An alert with a send in flight is left for a later pass. Returns how
+    /// many notifications were started.
+    async fn start_due(self: &Arc<Self>, sends: &mut tokio::task::JoinSet<()>) -> usize {
         let due = match self.store.due_notifications(now_millis(), 100).await {
             Ok(d) => d,
             Err(e) => {
@@ -521,11 +543,39 @@ impl Inner {
                 return 0;
             }
         };
-        let n = due.len();
+        let mut by_alert: Vec<(Option<AlertId>, Vec<OutboxEntry>)> = Vec::new();
         for row in due {
-            self.deliver(row).await;
+            match by_alert.iter_mut().find(|(a, _)| *a == row.alert_id) {
+                Some((_, rows)) => rows.push(row),
+                None => by_alert.push((row.alert_id, vec![row])),
+            }
         }
-        n
+        let mut started = 0;
+        for (alert, rows) in by_alert {
+            if sends.len() >= PARALLEL_SENDS {
+                break;
+            }
+            if !self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(alert)
+            {
+                continue;
+            }
+            started += rows.len();
+            let me = self.clone();
+            sends.spawn(async move {
+                for row in rows {
+                    me.deliver(row).await;
+                }
+                me.in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&alert);
+            });
+        }
+        started
     }
 
     async fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {

@@ -138,13 +138,19 @@ async fn unreachable_peer(module: &str, module_options: Value) {
         "{:?}",
         row.last_error
     );
-    let log = store
-        .list_log(&LogFilter {
-            category: Some(LogCategory::Alerting),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let filter = LogFilter {
+        category: Some(LogCategory::Alerting),
+        ..Default::default()
+    };
+    let s = store.clone();
+    let f = filter.clone();
+    // The entry is written right after the final attempt is recorded.
+    wait_until(5, "the system-log entry", || {
+        let (s, f) = (s.clone(), f.clone());
+        async move { !s.list_log(&f).await.unwrap().is_empty() }
+    })
+    .await;
+    let log = store.list_log(&filter).await.unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(log[0].message.contains("3 attempt"), "{}", log[0].message);
 }
@@ -242,4 +248,37 @@ async fn send_test_reports_success_or_the_module_error() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("options.url"), "{e}");
+}
+
+#[tokio::test]
+async fn a_hanging_peer_does_not_hold_up_other_alerts_and_each_alert_keeps_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let hanging = Receiver::start(vec![0]).await;
+    let fine = Receiver::start(vec![200]).await;
+    store
+        .create_alert(&alert("slow", "webhook", json!({"url": hanging.url})))
+        .await
+        .unwrap();
+    store
+        .create_alert(&alert("fast", "webhook", json!({"url": fine.url})))
+        .await
+        .unwrap();
+    let engine = engine(&store).await;
+    engine
+        .handle(transition(Entity::Host(1), Health::Ok, Health::Critical, 1))
+        .await;
+    engine
+        .handle(transition(Entity::Host(1), Health::Critical, Health::Ok, 2))
+        .await;
+    wait_until(3, "both notifications of the fast alert", || async {
+        fine.count() == 2
+    })
+    .await;
+    let news: Vec<String> = (0..2)
+        .map(|i| serde_json::from_str::<Value>(&fine.get(i).body).unwrap()["new"].to_string())
+        .collect();
+    assert_eq!(news, ["\"critical\"", "\"ok\""]);
+    // The slow alert is still on its first notification.
+    assert_eq!(hanging.count(), 1);
 }
