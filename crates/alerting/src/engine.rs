@@ -83,6 +83,8 @@ pub struct EngineOptions {
     pub renotify_tick: Duration,
     /// Each send is abandoned (and counted as failed) after this long.
     pub send_timeout: Duration,
+    /// Delivered and failed notifications are kept this long, then deleted.
+    pub keep_history: Duration,
 }
 
 impl EngineOptions {
@@ -94,6 +96,7 @@ impl EngineOptions {
             reload_every: Duration::from_secs(10),
             renotify_tick: Duration::from_secs(5),
             send_timeout: Duration::from_secs(120),
+            keep_history: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -162,6 +165,7 @@ struct Inner {
     wake: Notify,
     /// Alerts whose notifications are being sent.
     in_flight: Mutex<HashSet<Option<AlertId>>>,
+    last_prune: Mutex<Millis>,
 }
 
 /// The running engine; dropping it stops its tasks (pending notifications stay in the
@@ -203,6 +207,7 @@ impl Alerting {
             state: Mutex::default(),
             wake: Notify::new(),
             in_flight: Mutex::default(),
+            last_prune: Mutex::default(),
         });
         if let Err(e) = inner.reload().await {
             tracing::error!("alerting: reading the alerts failed: {e}");
@@ -238,6 +243,7 @@ impl Alerting {
                 if let Err(e) = i.reload().await {
                     tracing::warn!("alerting: reloading the configuration failed: {e}");
                 }
+                i.prune().await;
             }
         }));
         let i = inner.clone();
@@ -356,6 +362,24 @@ impl Inner {
             checks: checks.into_iter().map(|c| (c.id, c.name)).collect(),
         });
         Ok(())
+    }
+
+    /// Keeps the delivery history for `keep_history`, at most once an hour.
+    async fn prune(&self) {
+        let now = now_millis();
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if now - *last < 3_600_000 {
+                return;
+            }
+            *last = now;
+        }
+        let before = now - self.opts.keep_history.as_millis() as i64;
+        match self.store.prune_notifications(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("alerting: {n} old notifications removed from the history"),
+            Err(e) => tracing::warn!("alerting: pruning the delivery history failed: {e}"),
+        }
     }
 
     async fn handle(&self, t: Transition) {

@@ -143,6 +143,11 @@ impl Store {
     ) -> Result<()> {
         dispatch!(self, record_delivery_attempt(id, outcome))
     }
+    /// Deletes delivered and failed notifications (with their attempts) finished before
+    /// the given time; pending ones always stay. Returns how many went.
+    pub async fn prune_notifications(&self, finished_before: Millis) -> Result<u64> {
+        dispatch!(self, prune_notifications(finished_before))
+    }
     pub async fn get_notification(&self, id: i64) -> Result<OutboxEntry> {
         dispatch!(self, get_notification(id))
     }

@@ -2655,3 +2655,21 @@ pub(crate) async fn claim_notification(
     .rows_affected()
         == 1)
 }
+
+pub(crate) async fn prune_notifications(pool: &Pool, finished_before: Millis) -> Result<u64> {
+    let mut tx = super::begin(pool).await?;
+    sqlx::query(
+        "DELETE FROM alert_delivery_attempts WHERE outbox_id IN \
+         (SELECT id FROM alert_outbox WHERE state <> 'pending' AND finished < $1)",
+    )
+    .bind(finished_before)
+    .execute(&mut *tx)
+    .await?;
+    let n = sqlx::query("DELETE FROM alert_outbox WHERE state <> 'pending' AND finished < $1")
+        .bind(finished_before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n)
+}

@@ -78,6 +78,17 @@ async fn outbox_records_attempts_and_final_state(s: &Store) {
     // History outlives the alert.
     s.delete_alert(alert).await.unwrap();
     assert_eq!(s.list_notifications(None, 10).await.unwrap().len(), 1);
+    // Pruning takes finished notifications only.
+    let pending = s.enqueue_notification(None, &json!({}), 1).await.unwrap();
+    assert_eq!(
+        s.prune_notifications(3_000).await.unwrap(),
+        0,
+        "finished at 3000"
+    );
+    assert_eq!(s.prune_notifications(3_001).await.unwrap(), 1);
+    assert!(s.delivery_attempts(id).await.unwrap().is_empty());
+    let left = s.list_notifications(None, 10).await.unwrap();
+    assert_eq!(left.iter().map(|n| n.id).collect::<Vec<_>>(), [pending]);
 }
 
 async fn settings_windows_and_acks_round_trip(s: &Store) {
