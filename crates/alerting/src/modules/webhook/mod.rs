@@ -152,6 +152,39 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let a = prophasis_model::Alert {
+            id: 1,
+            name: "a".into(),
+            from_states: vec![],
+            to_states: vec![],
+            scope: Default::default(),
+            plugins: vec![],
+            checks: vec![],
+            module: "webhook".into(),
+            options: json!({}),
+            enabled: true,
+        };
+        let t = prophasis_model::transition::Transition {
+            entity: prophasis_model::transition::Entity::Host(1),
+            old: prophasis_model::Health::Ok,
+            new: prophasis_model::Health::Critical,
+            at: 0,
+            cause: None,
+        };
+        let n = crate::Notification::new(crate::NotificationKind::Test, &a, &t, "h", "http://x");
+        let opts = json!({"url": "http://x", "template": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"});
+        super::super::validate("webhook", &opts).unwrap();
+        let started = std::time::Instant::now();
+        let e = super::body(&n, &opts).unwrap_err();
+        assert!(e.to_string().contains("template"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let ok = json!({"url": "http://x", "template": "{\"text\": {{ summary }}}"});
+        let body: serde_json::Value = serde_json::from_str(&super::body(&n, &ok).unwrap()).unwrap();
+        assert_eq!(body["text"], "[test] a: host h ok -> critical");
+    }
+
+    #[test]
     fn bad_options_name_the_field() {
         let cases = [
             (json!({"url": "not a url"}), "options.url"),
