@@ -277,6 +277,16 @@ impl Alerting {
         self.inner.renotify_due(now).await
     }
 
+    /// The health of services when the engine starts (from the core), so hold-back
+    /// works before every service has had a transition. A health already learned from a
+    /// transition is kept.
+    pub fn seed_service_health(&self, healths: impl IntoIterator<Item = (ServiceId, Health)>) {
+        let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (s, h) in healths {
+            st.service_health.entry(s).or_insert(h);
+        }
+    }
+
     pub fn base_url(&self) -> &str {
         &self.inner.opts.base_url
     }

@@ -245,6 +245,92 @@ async fn flapping_sends_one_notification_instead_of_many() {
 }
 
 #[tokio::test]
+async fn a_service_down_before_the_engine_started_holds_back_its_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let h1 = host(&store, "db1").await;
+    let svc = store
+        .create_service(&Service {
+            id: 0,
+            name: "database".into(),
+            description: String::new(),
+            dependencies: vec![Member::Host(h1)],
+            redundancy_groups: vec![],
+            services: vec![],
+        })
+        .await
+        .unwrap();
+    let held = store
+        .create_alert(&alert(
+            "held",
+            "webhook",
+            json!({"url": "http://127.0.0.1:9/"}),
+        ))
+        .await
+        .unwrap();
+    store
+        .set_alert_settings(held, &json!({"hold_when_dependency_down": true}))
+        .await
+        .unwrap();
+    let engine = quiet_engine(&store).await;
+    engine.seed_service_health([(svc, Health::Critical)]);
+    engine
+        .handle(transition(
+            Entity::Host(h1),
+            Health::Ok,
+            Health::Critical,
+            1,
+        ))
+        .await;
+    assert!(store
+        .list_notifications(Some(held), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // What a transition taught wins over a later seed.
+    engine
+        .handle(transition(
+            Entity::Service(svc),
+            Health::Critical,
+            Health::Ok,
+            2,
+        ))
+        .await;
+    engine.seed_service_health([(svc, Health::Critical)]);
+    engine
+        .handle(transition(
+            Entity::Host(h1),
+            Health::Critical,
+            Health::Ok,
+            3,
+        ))
+        .await;
+    engine
+        .handle(transition(
+            Entity::Host(h1),
+            Health::Ok,
+            Health::Critical,
+            4,
+        ))
+        .await;
+    let mut seen: Vec<String> = store
+        .list_notifications(Some(held), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r.payload["entity_name"].as_str().unwrap(),
+                r.payload["new"].as_str().unwrap()
+            )
+        })
+        .collect();
+    seen.reverse();
+    assert_eq!(seen, ["database:ok", "db1:ok", "db1:critical"]);
+}
+
+#[tokio::test]
 async fn hosts_of_a_service_already_down_are_held_back_but_recoveries_are_sent() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;

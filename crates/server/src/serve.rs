@@ -101,6 +101,14 @@ pub async fn start(
     let alerting =
         prophasis_alerting::Alerting::start(store.clone(), alerting_rx, format!("http://{addr}"))
             .await;
+    let services = core
+        .health
+        .read()
+        .expect("health lock")
+        .snapshot()
+        .services
+        .clone();
+    alerting.seed_service_health(services);
     let (web_stop, stopped) = oneshot::channel::<()>();
     let app = web::router(AppState::new(core.clone()));
     let web = tokio::spawn(async move {
