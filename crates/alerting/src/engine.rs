@@ -239,7 +239,10 @@ impl Alerting {
             let mut tick = tokio::time::interval(i.opts.reload_every);
             tick.tick().await;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = RELOADS.notified() => {}
+                }
                 if let Err(e) = i.reload().await {
                     tracing::warn!("alerting: reloading the configuration failed: {e}");
                 }
@@ -290,6 +293,14 @@ impl Alerting {
     pub fn base_url(&self) -> &str {
         &self.inner.opts.base_url
     }
+}
+
+static RELOADS: std::sync::LazyLock<Notify> = std::sync::LazyLock::new(Notify::new);
+
+/// Asks every engine in this process to re-read its configuration now, rather than at its
+/// next periodic reload: the API calls it after an edit of alerts or maintenance windows.
+pub fn request_reload() {
+    RELOADS.notify_waiters();
 }
 
 /// Sends a test notification through the alert's module at once (no outbox), so the

@@ -20,7 +20,7 @@ pub mod notification;
 pub mod rules;
 mod time;
 
-pub use engine::{Alerting, EngineOptions, RetryPolicy};
+pub use engine::{request_reload, Alerting, EngineOptions, RetryPolicy};
 pub use modules::{FieldError, ModuleInfo, OptionSpec, OptionType, SendError};
 pub use noise::{AlertSettings, MaintenanceTarget, MaintenanceWindow, WindowSchedule};
 pub use notification::{Notification, NotificationKind};

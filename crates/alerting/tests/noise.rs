@@ -499,3 +499,44 @@ async fn a_host_group_window_covers_its_nested_hosts_and_a_weekly_window_follows
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].payload["entity_name"], "outside");
 }
+
+#[tokio::test]
+async fn an_edit_takes_effect_when_a_reload_is_requested() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let mut o = options();
+    o.reload_every = std::time::Duration::from_secs(3600);
+    let engine = Alerting::start_with(store.clone(), None, o).await;
+    let id = store
+        .create_alert(&alert(
+            "new",
+            "webhook",
+            json!({"url": "http://127.0.0.1:9/"}),
+        ))
+        .await
+        .unwrap();
+    let s = store.clone();
+    let mut at = 0;
+    wait_until(5, "the new alert to fire", || {
+        at += 2;
+        prophasis_alerting::request_reload();
+        let engine = &engine;
+        let s = s.clone();
+        let t = at;
+        async move {
+            engine
+                .handle(transition(Entity::Host(1), Health::Ok, Health::Critical, t))
+                .await;
+            engine
+                .handle(transition(
+                    Entity::Host(1),
+                    Health::Critical,
+                    Health::Ok,
+                    t + 1,
+                ))
+                .await;
+            !s.list_notifications(Some(id), 1).await.unwrap().is_empty()
+        }
+    })
+    .await;
+}

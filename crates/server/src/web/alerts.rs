@@ -1,9 +1,8 @@
 //! The alerting API: alert modules and their option schemas (DESIGN.md contract), alerts
 //! with their module options validated field by field and secrets masked in every answer,
 //! "send test", the delivery history of the outbox, maintenance windows and
-//! acknowledgements. The engine itself runs beside the core (see `serve.rs`) and re-reads
-//! alerts, settings and windows every few seconds, so edits here take effect without a
-//! restart.
+//! acknowledgements. The engine itself runs beside the core (see `serve.rs`); each edit
+//! here asks it to re-read alerts, settings and windows at once.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -133,6 +132,7 @@ async fn create_alert(
         )
         .await?;
     let a = store.get_alert(id).await?;
+    prophasis_alerting::request_reload();
     Ok((StatusCode::CREATED, Json(masked(a, body.settings))))
 }
 
@@ -158,6 +158,7 @@ async fn update_alert(
             &serde_json::to_value(&body.settings).map_err(ApiError::internal)?,
         )
         .await?;
+    prophasis_alerting::request_reload();
     Ok(Json(masked(store.get_alert(id).await?, body.settings)))
 }
 
@@ -168,6 +169,7 @@ async fn delete_alert(
 ) -> Result<StatusCode, ApiError> {
     user.require_admin()?;
     state.core.store.delete_alert(id).await?;
+    prophasis_alerting::request_reload();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -296,6 +298,7 @@ async fn create_window(
     user.require_admin()?;
     let mut v = window_from(body)?;
     let id = state.core.store.create_maintenance_window(&v).await?;
+    prophasis_alerting::request_reload();
     v["id"] = json!(id);
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -309,6 +312,7 @@ async fn update_window(
     user.require_admin()?;
     let mut v = window_from(body)?;
     state.core.store.update_maintenance_window(id, &v).await?;
+    prophasis_alerting::request_reload();
     v["id"] = json!(id);
     Ok(Json(v))
 }
@@ -320,6 +324,7 @@ async fn delete_window(
 ) -> Result<StatusCode, ApiError> {
     user.require_admin()?;
     state.core.store.delete_maintenance_window(id).await?;
+    prophasis_alerting::request_reload();
     Ok(StatusCode::NO_CONTENT)
 }
 
