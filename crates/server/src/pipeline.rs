@@ -143,15 +143,24 @@ impl HistorySource for HostHistory<'_> {
     }
 }
 
-/// Starts the pipeline task; send raw results into the returned channel. When `stop`
-/// turns true the task writes what it holds and what is queued, then ends.
+/// Starts the pipeline; send raw results into the returned channel. Two stages run side by
+/// side — classifying batch n+1 while batch n is written — and keep the order of results.
+/// When `stop` turns true both stages finish what they hold and what is queued, then end;
+/// the returned handle completes when the last result is stored.
 pub fn start(
     deps: PipelineDeps,
     recent: RecentResults,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> (mpsc::Sender<RawResult>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<RawResult>(65_536);
-    let handle = tokio::spawn(async move {
+    let (classified_tx, mut classified_rx) = mpsc::channel::<Vec<CheckResult>>(4);
+    let store_deps = deps.clone();
+    let storing = tokio::spawn(async move {
+        while let Some(results) = classified_rx.recv().await {
+            store_and_apply(&store_deps, results).await;
+        }
+    });
+    tokio::spawn(async move {
         loop {
             let first = tokio::select! {
                 r = rx.recv() => r,
@@ -166,7 +175,9 @@ pub fn start(
                     _ => break,
                 }
             }
-            process(&deps, &recent, batch).await;
+            let _ = classified_tx
+                .send(classify(&deps, &recent, batch).await)
+                .await;
         }
         // Shutting down: nothing queued is lost.
         let mut rest = Vec::new();
@@ -174,33 +185,79 @@ pub fn start(
             rest.push(r);
         }
         for chunk in rest.chunks(MAX_BATCH) {
-            process(&deps, &recent, chunk.to_vec()).await;
+            let _ = classified_tx
+                .send(classify(&deps, &recent, chunk.to_vec()).await)
+                .await;
         }
     });
-    (tx, handle)
+    (tx, storing)
 }
 
 /// Classifies, stores and applies one batch.
 pub async fn process(deps: &PipelineDeps, recent: &RecentResults, batch: Vec<RawResult>) {
+    let results = classify(deps, recent, batch).await;
+    store_and_apply(deps, results).await;
+}
+
+/// Classifies a batch on a blocking thread. Never loses a result: if classification
+/// itself fails, the results are kept as `unknown`.
+pub async fn classify(
+    deps: &PipelineDeps,
+    recent: &RecentResults,
+    batch: Vec<RawResult>,
+) -> Vec<CheckResult> {
     let catalog = deps.catalog.read().expect("catalog lock").clone();
     let classify_deps = (deps.clone(), recent.clone());
-    let classified = tokio::task::spawn_blocking(move || {
+    let joined = tokio::task::spawn_blocking(move || {
         let (deps, recent) = classify_deps;
-        classify_batch(&deps, &recent, &catalog, batch)
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            classify_batch(&deps, &recent, &catalog, &batch)
+        })) {
+            Ok(results) => results,
+            Err(_) => {
+                deps.syslog.log(
+                    LogCategory::Classification,
+                    "Classification failed",
+                    format!(
+                        "classifying {} results failed; they are stored as unknown",
+                        batch.len()
+                    ),
+                );
+                batch.iter().map(unknown).collect()
+            }
+        }
     })
     .await;
-    let results = match classified {
-        Ok(r) => r,
-        Err(e) => {
-            deps.syslog.log(
-                LogCategory::Classification,
-                "Classification failed",
-                format!("a classification thread failed: {e}"),
-            );
-            return;
-        }
-    };
+    joined.unwrap_or_else(|e| {
+        deps.syslog.log(
+            LogCategory::Classification,
+            "Classification failed",
+            format!("a classification thread failed: {e}"),
+        );
+        Vec::new()
+    })
+}
 
+/// A raw result kept without a classification.
+fn unknown(raw: &RawResult) -> CheckResult {
+    CheckResult {
+        host_id: raw.job.host_id,
+        plugin_id: raw.job.plugin_id.clone(),
+        check_id: Some(raw.job.check_id),
+        timestamp: raw.timestamp,
+        value: raw.value,
+        message: raw.message.clone(),
+        result_type: raw.result_type,
+        classification: prophasis_model::Classification::Unknown,
+    }
+}
+
+/// Writes classified results (retrying), then updates health and sends transitions:
+/// a transition is never announced for a result that was not stored.
+pub async fn store_and_apply(deps: &PipelineDeps, results: Vec<CheckResult>) {
+    if results.is_empty() {
+        return;
+    }
     // Storage: retried, because a result that is not stored is a hole in the graphs and
     // in the classifiers' history.
     let mut attempt = 0;
@@ -254,12 +311,12 @@ fn classify_batch(
     deps: &PipelineDeps,
     recent: &RecentResults,
     catalog: &Catalog,
-    batch: Vec<RawResult>,
+    batch: &[RawResult],
 ) -> Vec<CheckResult> {
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = Vec::with_capacity(batch.len());
     let run = deps.engines.with(|engine| {
-        for raw in &batch {
+        for raw in batch {
             let job = &raw.job;
             deps.metrics.observe_lateness(raw.timestamp - job.slot);
             if raw.result_type != ResultType::Plugin {
@@ -340,19 +397,7 @@ fn classify_batch(
         );
         // Without an engine nothing can be classified: store the results as unknown rather
         // than lose them.
-        out = batch
-            .into_iter()
-            .map(|raw| CheckResult {
-                host_id: raw.job.host_id,
-                plugin_id: raw.job.plugin_id,
-                check_id: Some(raw.job.check_id),
-                timestamp: raw.timestamp,
-                value: raw.value,
-                message: raw.message,
-                result_type: raw.result_type,
-                classification: prophasis_model::Classification::Unknown,
-            })
-            .collect();
+        out = batch.iter().map(unknown).collect();
     }
     out
 }
