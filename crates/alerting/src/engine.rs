@@ -92,8 +92,12 @@ impl EngineOptions {
         EngineOptions {
             base_url: base_url.into(),
             retry: RetryPolicy::default(),
-            poll: Duration::from_secs(1),
-            reload_every: Duration::from_secs(10),
+            // Enqueuing wakes the worker at once; polling only finds retries that came
+            // due, so it can be slow and keep an idle server idle.
+            poll: Duration::from_secs(5),
+            // Writes through the API reload at once; this is the safety net for other
+            // changes (a reload reads the whole topology, so not too often).
+            reload_every: Duration::from_secs(60),
             renotify_tick: Duration::from_secs(5),
             send_timeout: Duration::from_secs(120),
             keep_history: Duration::from_secs(30 * 86_400),

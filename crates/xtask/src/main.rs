@@ -49,7 +49,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         ],
         &[],
     ),
-    ("alerting", &["prophasis-model", "prophasis-store"], &["mlua", "axum"]),
+    (
+        "alerting",
+        &["prophasis-model", "prophasis-store"],
+        &["mlua", "axum"],
+    ),
     ("xtask", &[], &[]),
     ("sim", &["prophasis-protocol"], &["sqlx", "mlua"]),
 ];
