@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -30,9 +29,7 @@ pub enum TlsError {
 }
 
 /// Lowercase hex SHA-256 of the certificate's DER bytes, without colons.
-pub fn fingerprint(cert_der: &[u8]) -> String {
-    hex::encode(Sha256::digest(cert_der))
-}
+pub use prophasis_protocol::api::certificate_fingerprint as fingerprint;
 
 /// Makes a self-signed certificate for this host's name, `localhost` and the loopback
 /// addresses and writes it and its key (mode 0600) as PEM.

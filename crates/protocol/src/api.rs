@@ -13,6 +13,12 @@ pub const DEFAULT_PORT: u16 = 4048;
 /// The HTTP Basic user name the server authenticates as; the password is the agent key.
 pub const AUTH_USER: &str = "core";
 
+/// The SHA-256 fingerprint of an agent's TLS certificate (DER), as lowercase hex without
+/// colons: what `prophasis-agent setup` prints as `fingerprint:` and what the server pins.
+pub fn certificate_fingerprint(cert_der: &[u8]) -> String {
+    crate::package::sha256_hex(cert_der)
+}
+
 /// `GET /ping`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ping {

@@ -9,14 +9,11 @@
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
 
 use crate::SimError;
 
 /// Lowercase hex SHA-256 of a certificate's DER bytes: the form hosts store as their pin.
-pub fn fingerprint(cert_der: &[u8]) -> String {
-    hex::encode(Sha256::digest(cert_der))
-}
+pub use prophasis_protocol::api::certificate_fingerprint as fingerprint;
 
 /// A certificate and the rustls server configuration that presents it.
 pub(crate) struct Identity {

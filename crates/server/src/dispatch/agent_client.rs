@@ -19,7 +19,6 @@ use prophasis_protocol::api::{
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 
 /// Timeouts for talking to one agent.
 #[derive(Debug, Clone, Copy)]
@@ -40,9 +39,7 @@ impl Default for Timeouts {
 
 /// Lowercase hex SHA-256 of a certificate's DER bytes: the form `prophasis-agent setup`
 /// prints and hosts store.
-pub fn fingerprint(cert_der: &[u8]) -> String {
-    hex::encode(Sha256::digest(cert_der))
-}
+pub use prophasis_protocol::api::certificate_fingerprint as fingerprint;
 
 /// What the pinning verifier saw during the last handshake.
 #[derive(Debug, Default)]
