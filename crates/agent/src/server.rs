@@ -174,7 +174,16 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        (self.status, Json(ErrorBody::new(self.code, message))).into_response()
+        let mut resp = (self.status, Json(ErrorBody::new(self.code, message))).into_response();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The unread rest of the body makes the connection unusable: say so, so the
+            // client does not send its next request on it.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 
