@@ -16,6 +16,9 @@ pub struct Config {
     pub database: String,
     /// Folder for the SQLite database and other state.
     pub data_dir: PathBuf,
+    /// How people reach the web UI (e.g. `https://monitor.example.com`), for the links in
+    /// alert notifications; empty means `http://<listen address>`.
+    pub public_url: String,
     pub scheduler: SchedulerConfig,
     pub dispatch: DispatchConfig,
     pub classifier: ClassifierConfig,
@@ -62,6 +65,7 @@ impl Default for Config {
             listen: "127.0.0.1:4047".parse().expect("valid default"),
             database: String::new(),
             data_dir: PathBuf::from("prophasis-data"),
+            public_url: String::new(),
             scheduler: SchedulerConfig::default(),
             dispatch: DispatchConfig::default(),
             classifier: ClassifierConfig::default(),
@@ -159,6 +163,15 @@ impl Config {
         {
             return Err(("database", "must be sqlite://PATH or postgres://USER@HOST/DB (or empty for SQLite in data_dir)".into()));
         }
+        let url = self.public_url.as_str();
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://"))
+            || url.contains(char::is_whitespace)
+        {
+            return Err((
+                "public_url",
+                "must be an http:// or https:// URL such as https://monitor.example.com".into(),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
@@ -205,6 +218,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The address for links to the web UI: `public_url`, or the address the server
+    /// listens on (`addr`, the real one when port 0 was asked for).
+    pub fn base_url(&self, addr: std::net::SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{addr}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
     }
 
     /// The database URL in force: the configured one, or SQLite in the data folder.

@@ -99,7 +99,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     // Transitions queue in the channel until the engine starts; links need the address.
     let alerting =
-        prophasis_alerting::Alerting::start(store.clone(), alerting_rx, format!("http://{addr}"))
+        prophasis_alerting::Alerting::start(store.clone(), alerting_rx, config.base_url(addr))
             .await;
     let services = core
         .health
