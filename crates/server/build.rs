@@ -24,6 +24,12 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     walk(&root, &mut files);
+    // The quickstart cannot work without them: fail the build rather than ship none.
+    assert!(
+        files.iter().any(|f| f.ends_with("manifest.json")),
+        "no reference plugins found in {}: the plugins/ folder of the source tree is needed to build the server",
+        root.display()
+    );
     let mut code = String::from("/// (path under plugins/, contents, executable)\npub static FILES: &[(&str, &[u8], bool)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
