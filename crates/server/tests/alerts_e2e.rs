@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::routing::post;
 use common::*;
-use prophasis::plugins::install_package;
 use prophasis_model::{Alert, AlertScope, Health};
 use serde_json::{json, Value};
 
@@ -33,29 +32,17 @@ async fn a_health_transition_reaches_the_webhook_and_the_delivery_is_listed() {
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
-    let agent = Agent::start(agent_dir.path(), 0).await;
-    let host = store.create_host(&agent.host("web1")).await.unwrap();
-    let plugins = tempdir();
-    let pkg = script_plugin(
-        plugins.path(),
-        "org.test.value",
-        1.0,
-        r#"echo '{"value": 10, "message": "ten"}'"#,
-        THRESHOLD_CLASSIFIER,
-        5.0,
-    );
-    install_package(&store, pkg, None).await.unwrap();
-    schedule_check(
-        &store,
-        "values",
-        vec![host],
-        vec!["org.test.value".into()],
-        1,
-    )
-    .await;
+    let scene = Scene::new("web1").await;
+    let (store, host) = (scene.store.clone(), scene.host);
+    scene
+        .schedule_script(
+            "org.test.value",
+            r#"echo '{"value": 10, "message": "ten"}'"#,
+            THRESHOLD_CLASSIFIER,
+            5.0,
+            1,
+        )
+        .await;
     let alert = store
         .create_alert(&Alert {
             id: 0,
@@ -79,7 +66,7 @@ async fn a_health_transition_reaches_the_webhook_and_the_delivery_is_listed() {
         .unwrap()
         .unwrap();
 
-    let running = start_server(data.path(), store.clone()).await;
+    let running = scene.start_server().await;
     let n = eventually(15 * SECS, "the webhook call", || async {
         received.lock().unwrap().first().cloned()
     })
@@ -89,7 +76,10 @@ async fn a_health_transition_reaches_the_webhook_and_the_delivery_is_listed() {
     assert_eq!(n["old"], "no_data");
     assert_eq!(n["new"], "ok");
     assert_eq!(n["plugin"], "org.test.value");
-    assert_eq!(n["check_name"], "values");
+    assert_eq!(
+        n["check_name"], "org.test.value",
+        "the check is named after its plugin"
+    );
     assert_eq!(n["value"], 10.0);
     assert_eq!(n["message"], "ten");
     assert_eq!(n["link"], format!("http://{}/hosts/{host}", running.addr));

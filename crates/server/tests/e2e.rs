@@ -14,42 +14,24 @@ const SECS: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_fires_plugin_is_pushed_classified_stored_and_host_becomes_ok() {
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
-    let agent = Agent::start(agent_dir.path(), 0).await;
-    let host = store.create_host(&agent.host("web1")).await.unwrap();
-    let plugins = tempdir();
-    let v1 = script_plugin(
-        plugins.path(),
-        "org.test.value",
-        1.0,
-        r#"echo '{"value": 10, "message": "ten"}'"#,
-        THRESHOLD_CLASSIFIER,
-        5.0,
-    );
-    install_package(&store, v1, None).await.unwrap();
-    schedule_check(
-        &store,
-        "values",
-        vec![host],
-        vec!["org.test.value".into()],
-        1,
-    )
-    .await;
+    let scene = Scene::new("web1").await;
+    let (store, host) = (scene.store.clone(), scene.host);
+    scene
+        .schedule_script(
+            "org.test.value",
+            r#"echo '{"value": 10, "message": "ten"}'"#,
+            THRESHOLD_CLASSIFIER,
+            5.0,
+            1,
+        )
+        .await;
     let (user, password) = prophasis::serve::ensure_admin(&store)
         .await
         .unwrap()
         .unwrap();
 
-    let running = start_server(data.path(), store.clone()).await;
-    let first = eventually(10 * SECS, "a first result", || async {
-        results(&store, host, "org.test.value")
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let running = scene.start_server().await;
+    let first = scene.first_result("org.test.value").await;
     assert_eq!(first.result_type, ResultType::Plugin, "{}", first.message);
     assert_eq!(first.value, Some(10.0));
     assert_eq!(first.message, "ten");
@@ -93,7 +75,7 @@ async fn schedule_fires_plugin_is_pushed_classified_stored_and_host_becomes_ok()
     };
     assert_eq!(pushes(), 1, "first run pushed the plugin once");
     let v2 = script_plugin(
-        plugins.path(),
+        scene.plugins.path(),
         "org.test.value",
         2.0,
         r#"echo '{"value": 70, "message": "seventy"}'"#,
@@ -328,47 +310,25 @@ async fn agent_down_wrong_key_and_changed_certificate_become_results() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classifier_that_never_ends_yields_unknown_and_a_log_entry() {
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
-    let agent = Agent::start(agent_dir.path(), 0).await;
-    let host = store.create_host(&agent.host("loop")).await.unwrap();
-    let plugins = tempdir();
-    let p = script_plugin(
-        plugins.path(),
-        "org.test.loop",
-        1.0,
-        r#"echo '{"value": 1, "message": "x"}'"#,
-        "while true do end",
-        5.0,
-    );
-    install_package(&store, p, None).await.unwrap();
-    schedule_check(&store, "loop", vec![host], vec!["org.test.loop".into()], 1).await;
-    let running = start_server(data.path(), store.clone()).await;
-    let r = eventually(10 * SECS, "a classified result", || async {
-        results(&store, host, "org.test.loop")
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let scene = Scene::new("loop").await;
+    scene
+        .schedule_script(
+            "org.test.loop",
+            r#"echo '{"value": 1, "message": "x"}'"#,
+            "while true do end",
+            5.0,
+            1,
+        )
+        .await;
+    let running = scene.start_server().await;
+    let r = scene.first_result("org.test.loop").await;
     assert_eq!(r.classification, Classification::Unknown);
     assert_eq!(r.result_type, ResultType::Plugin);
-    let entry = eventually(5 * SECS, "a classification log entry", || async {
-        let entries = store
-            .list_log(&LogFilter {
-                category: Some(LogCategory::Classification),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        entries.into_iter().next()
-    })
-    .await;
+    let entry = log_entry(&scene.store, LogCategory::Classification).await;
     assert!(entry.title.contains("org.test.loop"), "{}", entry.title);
     // Several results later the server is still classifying at its pace.
     eventually(10 * SECS, "more results", || async {
-        (results(&store, host, "org.test.loop").await.len() >= 3).then_some(())
+        (scene.results("org.test.loop").await.len() >= 3).then_some(())
     })
     .await;
     running.stop().await;
@@ -395,27 +355,20 @@ fn recording_script(file: &std::path::Path, sleep: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_checks_for_one_host_never_overlap() {
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
-    let agent = Agent::start(agent_dir.path(), 0).await;
-    let host = store.create_host(&agent.host("busy")).await.unwrap();
-    let plugins = tempdir();
-    let record = plugins.path().join("runs.txt");
+    let scene = Scene::new("busy").await;
+    let record = scene.plugins.path().join("runs.txt");
     for id in ["org.test.rec_a", "org.test.rec_b"] {
-        let p = script_plugin(
-            plugins.path(),
-            id,
-            1.0,
-            &recording_script(&record, "0.3"),
-            THRESHOLD_CLASSIFIER,
-            5.0,
-        );
-        install_package(&store, p, None).await.unwrap();
+        scene
+            .schedule_script(
+                id,
+                &recording_script(&record, "0.3"),
+                THRESHOLD_CLASSIFIER,
+                5.0,
+                1,
+            )
+            .await;
     }
-    schedule_check(&store, "a", vec![host], vec!["org.test.rec_a".into()], 1).await;
-    schedule_check(&store, "b", vec![host], vec!["org.test.rec_b".into()], 1).await;
-    let running = start_server(data.path(), store.clone()).await;
+    let running = scene.start_server().await;
     eventually(15 * SECS, "eight recorded runs", || async {
         (runs(&record).len() >= 8).then_some(())
     })
@@ -435,25 +388,19 @@ async fn two_checks_for_one_host_never_overlap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_never_fires_a_slot_twice_and_resumes() {
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
-    let agent = Agent::start(agent_dir.path(), 0).await;
-    let host = store.create_host(&agent.host("steady")).await.unwrap();
-    let plugins = tempdir();
-    let record = plugins.path().join("runs.txt");
-    let p = script_plugin(
-        plugins.path(),
-        "org.test.rec",
-        1.0,
-        &recording_script(&record, "0"),
-        THRESHOLD_CLASSIFIER,
-        5.0,
-    );
-    install_package(&store, p, None).await.unwrap();
-    schedule_check(&store, "steady", vec![host], vec!["org.test.rec".into()], 2).await;
+    let scene = Scene::new("steady").await;
+    let record = scene.plugins.path().join("runs.txt");
+    scene
+        .schedule_script(
+            "org.test.rec",
+            &recording_script(&record, "0"),
+            THRESHOLD_CLASSIFIER,
+            5.0,
+            2,
+        )
+        .await;
 
-    let running = start_server(data.path(), store.clone()).await;
+    let running = scene.start_server().await;
     eventually(10 * SECS, "two runs", || async {
         (runs(&record).len() >= 2).then_some(())
     })
@@ -461,8 +408,8 @@ async fn restart_never_fires_a_slot_twice_and_resumes() {
     running.stop().await;
     let before = runs(&record).len();
     // Restart at once: the slot that already fired must not fire again.
-    let store = open_store(data.path()).await;
-    let running = start_server(data.path(), store.clone()).await;
+    let store = open_store(scene.data.path()).await;
+    let running = start_server(scene.data.path(), store).await;
     eventually(10 * SECS, "runs after the restart", || async {
         (runs(&record).len() >= before + 2).then_some(())
     })
@@ -481,55 +428,26 @@ async fn restart_never_fires_a_slot_twice_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_refusing_a_package_yields_a_clear_result_and_a_log_entry() {
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
     // This agent only installs signed packages, and ours is not signed.
-    let agent = Agent::start_with_policy(agent_dir.path(), 0, false, "enforce").await;
-    let host = store.create_host(&agent.host("strict")).await.unwrap();
-    let plugins = tempdir();
-    let p = script_plugin(
-        plugins.path(),
-        "org.test.unsigned",
-        1.0,
-        r#"echo '{"value": 1, "message": "x"}'"#,
-        THRESHOLD_CLASSIFIER,
-        5.0,
-    );
-    install_package(&store, p, None).await.unwrap();
-    schedule_check(
-        &store,
-        "strict",
-        vec![host],
-        vec!["org.test.unsigned".into()],
-        1,
-    )
-    .await;
-    let running = start_server(data.path(), store.clone()).await;
-    let r = eventually(10 * SECS, "a result", || async {
-        results(&store, host, "org.test.unsigned")
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let scene = Scene::with_policy("strict", "enforce").await;
+    scene
+        .schedule_script(
+            "org.test.unsigned",
+            r#"echo '{"value": 1, "message": "x"}'"#,
+            THRESHOLD_CLASSIFIER,
+            5.0,
+            1,
+        )
+        .await;
+    let running = scene.start_server().await;
+    let r = scene.first_result("org.test.unsigned").await;
     assert_eq!(r.result_type, ResultType::CommandUnsuccessful);
     assert!(
         r.message.contains("refused plugin org.test.unsigned"),
         "{}",
         r.message
     );
-    let entry = eventually(5 * SECS, "a distribution log entry", || async {
-        let entries = store
-            .list_log(&LogFilter {
-                category: Some(LogCategory::Distribution),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        entries.into_iter().next()
-    })
-    .await;
+    let entry = log_entry(&scene.store, LogCategory::Distribution).await;
     assert!(
         entry.title.contains("refused plugin org.test.unsigned"),
         "{}",
@@ -548,43 +466,27 @@ async fn an_agent_refusing_a_package_yields_a_clear_result_and_a_log_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_agent_mid_check_is_a_connection_error() {
-    let data = tempdir();
-    let store = open_store(data.path()).await;
-    let agent_dir = tempdir();
-    let agent = Agent::start(agent_dir.path(), 0).await;
-    let relay = Relay::start(agent.addr).await;
-    let mut dying = agent.host("dying");
+    let scene = Scene::new("dying").await;
+    // The server reaches the agent through a relay that can drop every connection.
+    let relay = Relay::start(scene.agent.addr).await;
+    let mut dying = scene.store.get_host(scene.host).await.unwrap();
     dying.port = relay.port;
-    let host = store.create_host(&dying).await.unwrap();
-    let plugins = tempdir();
-    let started = plugins.path().join("started");
+    scene.store.update_host(&dying).await.unwrap();
+    let started = scene.plugins.path().join("started");
     let script = format!(
         "touch {}; sleep 3; echo '{{\"value\": 1, \"message\": \"slow\"}}'",
         started.display()
     );
-    let p = script_plugin(
-        plugins.path(),
-        "org.test.slow",
-        1.0,
-        &script,
-        THRESHOLD_CLASSIFIER,
-        5.0,
-    );
-    install_package(&store, p, None).await.unwrap();
-    schedule_check(&store, "slow", vec![host], vec!["org.test.slow".into()], 10).await;
-    let running = start_server(data.path(), store.clone()).await;
+    scene
+        .schedule_script("org.test.slow", &script, THRESHOLD_CLASSIFIER, 5.0, 10)
+        .await;
+    let running = scene.start_server().await;
     eventually(10 * SECS, "the plugin to start", || async {
         started.exists().then_some(())
     })
     .await;
     relay.kill();
-    let r = eventually(10 * SECS, "a result", || async {
-        results(&store, host, "org.test.slow")
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let r = scene.first_result("org.test.slow").await;
     assert_eq!(r.result_type, ResultType::ConnectionError, "{}", r.message);
     assert!(
         r.message.contains("lost during the request"),

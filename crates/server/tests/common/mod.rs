@@ -283,3 +283,94 @@ impl Relay {
         }
     }
 }
+
+/// What most end-to-end tests start from: a data folder and its store, one real agent
+/// registered as a host, and a folder for plugin sources.
+pub struct Scene {
+    pub data: tempfile::TempDir,
+    pub store: Arc<Store>,
+    pub agent: Agent,
+    pub host: HostId,
+    pub plugins: tempfile::TempDir,
+    _agent_dir: tempfile::TempDir,
+}
+
+impl Scene {
+    pub async fn new(host_name: &str) -> Scene {
+        Scene::with_policy(host_name, "verify-if-present").await
+    }
+
+    /// With the agent's signature policy set (`off`, `verify-if-present`, `enforce`).
+    pub async fn with_policy(host_name: &str, policy: &str) -> Scene {
+        let data = tempdir();
+        let store = open_store(data.path()).await;
+        let agent_dir = tempdir();
+        let agent = Agent::start_with_policy(agent_dir.path(), 0, false, policy).await;
+        let host = store
+            .create_host(&agent.host(host_name))
+            .await
+            .expect("create host");
+        Scene {
+            data,
+            store,
+            agent,
+            host,
+            plugins: tempdir(),
+            _agent_dir: agent_dir,
+        }
+    }
+
+    /// Installs a script plugin (version 1) and runs it on the scene's host every `period`
+    /// seconds, in a check named after the plugin.
+    pub async fn schedule_script(
+        &self,
+        id: &str,
+        script: &str,
+        classifier: &str,
+        timeout: f64,
+        period: i64,
+    ) {
+        let package = script_plugin(self.plugins.path(), id, 1.0, script, classifier, timeout);
+        prophasis::plugins::install_package(&self.store, package, None)
+            .await
+            .expect("install plugin");
+        schedule_check(&self.store, id, vec![self.host], vec![id.into()], period).await;
+    }
+
+    pub async fn start_server(&self) -> Running {
+        start_server(self.data.path(), self.store.clone()).await
+    }
+
+    /// Results of a plugin on the scene's host, oldest first.
+    pub async fn results(&self, plugin: &str) -> Vec<CheckResult> {
+        results(&self.store, self.host, plugin).await
+    }
+
+    /// Waits for the first result of a plugin on the scene's host.
+    pub async fn first_result(&self, plugin: &str) -> CheckResult {
+        eventually(Duration::from_secs(10), "a first result", || async {
+            self.results(plugin).await.into_iter().next()
+        })
+        .await
+    }
+}
+
+/// Waits for the newest system log message of a category.
+pub async fn log_entry(
+    store: &Store,
+    category: prophasis_model::LogCategory,
+) -> prophasis_model::SystemLogMessage {
+    eventually(Duration::from_secs(5), "a system log entry", || async {
+        let filter = prophasis_store::LogFilter {
+            category: Some(category),
+            ..Default::default()
+        };
+        store
+            .list_log(&filter)
+            .await
+            .expect("read the system log")
+            .into_iter()
+            .next()
+    })
+    .await
+}
