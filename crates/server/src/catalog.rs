@@ -132,9 +132,8 @@ impl Catalog {
                 }
             }
         }
-        jobs.dedup_by(|a, b| {
-            a.host_id == b.host_id && a.plugin_id == b.plugin_id && a.check_id == b.check_id
-        });
+        // Each (host, plugin, check) is already unique: hosts come from a set, and a
+        // validated schedule or check lists no check or plugin twice.
         jobs
     }
 }

@@ -63,8 +63,8 @@ fn random_password() -> String {
         .collect()
 }
 
-/// Starts everything on an open store. `transitions` receives every health transition
-/// after it is logged (alerting plugs in here); `None` only logs them.
+/// Starts everything on an open store. Every health transition is logged and handed to
+/// the alerting engine; `transitions`, when given, receives a copy too (tests use it).
 pub async fn start(
     config: &Config,
     store: Arc<Store>,
