@@ -19,6 +19,7 @@ use prophasis_classifier::{NoHistory, Sample};
 use prophasis_model::{Health, HostId, ResultType};
 use serde::{Deserialize, Serialize};
 
+use crate::actions::Actions;
 use crate::app::Core;
 use auth::{AuthUser, CredentialCache};
 use error::ApiError;
@@ -26,6 +27,8 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub core: Core,
+    /// Every configuration change goes through here (shared with the UI and the CLI).
+    pub actions: Actions,
     pub credentials: Arc<CredentialCache>,
     /// An argon2 hash of nothing anyone knows, checked for unknown user names.
     pub dummy_hash: String,
@@ -35,9 +38,11 @@ impl AppState {
     pub fn new(core: Core) -> AppState {
         let dummy_hash = auth::hash_password(&format!("{:x}", rand::random::<u128>()))
             .expect("argon2 hashing works");
+        let credentials: Arc<CredentialCache> = Arc::default();
         AppState {
+            actions: Actions::new(core.clone(), credentials.clone()),
             core,
-            credentials: Arc::default(),
+            credentials,
             dummy_hash,
         }
     }
