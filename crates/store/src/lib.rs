@@ -12,10 +12,11 @@
 //! lock, listing tables, bulk writes of a results batch, range reads and storage statistics.
 //!
 //! Two hot paths go below the shared SQL, measured in `benches/store.rs`: a results batch is
-//! written as multi-row `VALUES` with anonymous `?` placeholders on SQLite and as `UNNEST`
-//! over arrays on PostgreSQL; long range reads (a 30-day graph is 43,200 rows) step SQLite's
-//! C API directly on the connection sqlx holds (sqlx's driver hands each row across a
-//! channel, 18× slower) and come back from PostgreSQL as one row of arrays (`array_agg`).
+//! written on SQLite by stepping single-row prepared statements through SQLite's C API on
+//! the connection sqlx holds, and as `UNNEST` over arrays on PostgreSQL; long range reads
+//! (a 30-day graph is 43,200 rows) step SQLite's C API the same way (sqlx's driver hands
+//! each row across a channel, 18× slower) and come back from PostgreSQL as a binary `COPY`
+//! (raw results) or one row of arrays (`array_agg`, rollups).
 //! Booleans are `INTEGER` 0/1 on SQLite and `BOOLEAN` on PostgreSQL (both decode to `bool`
 //! through the typed drivers); times are `INTEGER`/`BIGINT` milliseconds.
 //!

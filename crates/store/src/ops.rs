@@ -61,18 +61,53 @@ pub(crate) async fn migrate(
             supported,
         });
     }
-    for (v, sql) in migrations.iter().filter(|(v, _)| *v > version) {
+    // Migration numbers can have gaps (branches reserve numbers and merge in any order), so
+    // each applied migration is recorded by number and any listed one that is missing is
+    // applied, in ascending order, even below the schema version. A database from before
+    // these records has applied exactly the migrations up to its schema version.
+    let recorded: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT key FROM {META_TABLE} WHERE key LIKE 'migration_%'"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    let applied: HashSet<i64> = if recorded.is_empty() {
+        let mut inferred = HashSet::new();
+        for (v, _) in migrations.iter().filter(|(v, _)| *v <= version) {
+            record_migration(&mut tx, *v).await?;
+            inferred.insert(*v);
+        }
+        inferred
+    } else {
+        recorded
+            .iter()
+            .filter_map(|k| k.strip_prefix("migration_")?.parse().ok())
+            .collect()
+    };
+    let mut newest = version;
+    for (v, sql) in migrations.iter().filter(|(v, _)| !applied.contains(v)) {
         tracing::info!(version = v, "applying storage migration");
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        record_migration(&mut tx, *v).await?;
+        newest = newest.max(*v);
         sqlx::query(&format!(
             "UPDATE {META_TABLE} SET value = $1 WHERE key = 'schema_version'"
         ))
-        .bind(v.to_string())
+        .bind(newest.to_string())
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    Ok(supported.max(version))
+    Ok(newest)
+}
+
+async fn record_migration(conn: &mut Conn, version: i64) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {META_TABLE} (key, value) VALUES ($1, 'applied')"
+    ))
+    .bind(format!("migration_{version:04}"))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// `None` for an empty database; the schema version of a Prophasis database; an error for
