@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prophasis::config::Config;
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "prophasis",
@@ -48,6 +50,45 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Manage user accounts (add, change a password, list, delete).
+    User {
+        #[command(subcommand)]
+        command: cli::user::UserCommand,
+    },
+    /// Write the configuration (hosts, host groups, plugins, checks, schedules, services,
+    /// alerts, classifier overrides) as YAML, e.g. `prophasis export > config.yaml`.
+    Export {
+        /// Also write host auth keys and alert module secrets (keep the file private).
+        #[arg(long)]
+        include_secrets: bool,
+        /// Also write each plugin's package into this folder, for `import` elsewhere.
+        #[arg(long)]
+        packages: Option<PathBuf>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        db: cli::Db,
+    },
+    /// Apply a YAML configuration written by `export`: creates or updates entities matched
+    /// by name (never deletes). Checks the whole file first and changes nothing on error.
+    Import {
+        /// The YAML file.
+        file: PathBuf,
+        /// Show the plan (+ create, ~ update, = unchanged) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A folder of plugin packages (<id>-<version>.tar.gz) besides the file's own.
+        #[arg(long)]
+        packages: Vec<PathBuf>,
+        #[command(flatten)]
+        db: cli::Db,
+    },
+    /// Bring the database to this version's schema and print the version before and after.
+    Migrate {
+        #[command(flatten)]
+        db: cli::Db,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +101,17 @@ enum PluginCommand {
         /// Where to write the package (default: <id>-<version>.tar.gz here).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Verify a package's detached OpenPGP signature against a public key, with the
+    /// agent's policy (SHA-256 or stronger, key neither expired nor revoked). Exit code 0
+    /// when good, 1 when not.
+    Verify {
+        /// The package (.tar.gz).
+        pkg: PathBuf,
+        /// The detached signature (`gpg --detach-sign`, binary or armored).
+        sig: PathBuf,
+        /// The signer's public key (`gpg --export --armor KEYID`).
+        key: PathBuf,
     },
 }
 
@@ -109,6 +161,28 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Plugin {
+            command: PluginCommand::Verify { pkg, sig, key },
+        } => {
+            if !cli::plugin::verify(&pkg, &sig, &key)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::User { command } => cli::user::run(command),
+        Command::Export {
+            include_secrets,
+            packages,
+            output,
+            db,
+        } => cli::config_io::export(db, include_secrets, packages, output),
+        Command::Import {
+            file,
+            dry_run,
+            packages,
+            db,
+        } => cli::config_io::import(db, &file, dry_run, packages),
+        Command::Migrate { db } => cli::migrate::run(db),
     }
 }
 

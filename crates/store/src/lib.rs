@@ -76,6 +76,7 @@
 mod codes;
 mod error;
 mod ingest;
+mod peek;
 mod pg;
 mod sqlite;
 

@@ -10,6 +10,7 @@
 //! `{"error": {"code", "message", "field"}}`, the UI into a message next to the field.
 
 mod alerts;
+pub mod config_io;
 mod users;
 
 pub use alerts::AlertSettingsBody;
