@@ -1,13 +1,14 @@
 //! The agent key: making it, storing only a salted hash of it, checking it on every
-//! request in constant time, and slowing down addresses that keep guessing.
+//! request in constant time (a value already verified on the same connection is compared,
+//! not re-hashed), and slowing down addresses that keep guessing.
 //!
 //! The key is 256 random bits, so a salted HMAC-SHA256 is enough to make a stolen config
 //! file useless and costs about a microsecond; argon2 would cost ~50 ms per request
 //! (SPIKES.md) for no gain against a key that cannot be guessed.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -91,6 +92,41 @@ impl KeyVerifier {
             .ct_eq(prophasis_protocol::api::AUTH_USER.as_bytes())
             .into();
         key_ok & user_ok
+    }
+}
+
+/// What one TLS connection has proved: the `Authorization` value that passed
+/// [`KeyVerifier::verify_header`] on it, so later requests carrying the same bytes skip the
+/// HMAC and base64 work (a server polls over kept-alive connections, so this is almost
+/// every request). The stored value is compared in constant time; any other value is
+/// checked in full, and nothing outlives the connection.
+pub struct ConnectionAuth {
+    peer: SocketAddr,
+    verified: OnceLock<Box<[u8]>>,
+}
+
+impl ConnectionAuth {
+    pub fn new(peer: SocketAddr) -> Self {
+        ConnectionAuth {
+            peer,
+            verified: OnceLock::new(),
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True when `header` is byte for byte the value already verified on this connection.
+    pub fn already_verified(&self, header: &[u8]) -> bool {
+        self.verified
+            .get()
+            .is_some_and(|v| bool::from(v.as_ref().ct_eq(header)))
+    }
+
+    /// Records a value that passed full verification (the first one on the connection).
+    pub fn remember(&self, header: &[u8]) {
+        let _ = self.verified.set(header.into());
     }
 }
 
@@ -203,6 +239,20 @@ mod tests {
         let (key2, stored2) = generate_key();
         assert_ne!(key, key2);
         assert_ne!(stored.salt, stored2.salt);
+    }
+
+    #[test]
+    fn connection_remembers_only_what_it_was_told() {
+        let c = ConnectionAuth::new("10.0.0.1:5000".parse().unwrap());
+        assert!(!c.already_verified(b"Basic abc"));
+        c.remember(b"Basic abc");
+        assert!(c.already_verified(b"Basic abc"));
+        assert!(!c.already_verified(b"Basic abd"));
+        assert!(!c.already_verified(b"Basic ab"));
+        assert!(!c.already_verified(b""));
+        // The first verified value stays; another one is checked in full each time.
+        c.remember(b"Basic xyz");
+        assert!(!c.already_verified(b"Basic xyz"));
     }
 
     #[test]

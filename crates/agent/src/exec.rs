@@ -170,6 +170,10 @@ pub async fn run_entry(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
+    // Set when the plugin's own process has exited; read after a timeout to tell a plugin
+    // that is still running from one that exited while a helper holds its output open.
+    // Asking `try_wait` at the deadline instead got this wrong (issue #3).
+    let mut exited = false;
     let work = async {
         let out_fut = async {
             let r = match stdout {
@@ -188,8 +192,13 @@ pub async fn run_entry(
                 None => Vec::new(),
             }
         };
-        let ((out, overflow), err) = tokio::join!(out_fut, err_fut);
-        let status = child.wait().await;
+        // Waited for alongside the output, so the exit is seen when it happens.
+        let wait_fut = async {
+            let status = child.wait().await;
+            exited = true;
+            status
+        };
+        let ((out, overflow), err, status) = tokio::join!(out_fut, err_fut, wait_fut);
         (out, overflow, err, status)
     };
 
@@ -202,8 +211,6 @@ pub async fn run_entry(
             r
         }
         Err(_) => {
-            // Asked before the kill, so the message can tell a hang from a leak.
-            let exited = matches!(child.try_wait(), Ok(Some(_)));
             kill_group(pgid);
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
             let secs = timeout.as_secs_f64();
@@ -213,7 +220,7 @@ pub async fn run_entry(
                 )
             } else {
                 format!(
-                    "the plugin ran longer than its timeout of {secs} s and was killed with all processes it started; raise `timeout` in its manifest (the agent caps it at max_timeout_secs) or make it faster"
+                    "the plugin ran longer than its timeout of {secs} s and was stopped: it and all processes it started were killed; raise `timeout` in its manifest (the agent caps it at max_timeout_secs) or make it faster"
                 )
             }));
         }

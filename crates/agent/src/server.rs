@@ -26,7 +26,7 @@ use prophasis_protocol::manifest::is_valid_plugin_id;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::auth::{FailureThrottle, KeyVerifier};
+use crate::auth::{ConnectionAuth, FailureThrottle, KeyVerifier};
 use crate::backends::{self, BackendError};
 use crate::config::AgentConfig;
 use crate::exec::{self, ExecError};
@@ -226,6 +226,9 @@ async fn method_not_allowed() -> ApiError {
 }
 
 fn peer_ip(req: &Request) -> IpAddr {
+    if let Some(c) = req.extensions().get::<Arc<ConnectionAuth>>() {
+        return c.peer().ip();
+    }
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -235,6 +238,13 @@ fn peer_ip(req: &Request) -> IpAddr {
 /// HTTP Basic with user `core` and the agent key. Failures say nothing about why, and an
 /// address that keeps failing waits longer and longer before any answer.
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let connection = req.extensions().get::<Arc<ConnectionAuth>>();
+    let header = req.headers().get(header::AUTHORIZATION);
+    if let (Some(c), Some(h)) = (connection, header) {
+        if c.already_verified(h.as_bytes()) {
+            return next.run(req).await;
+        }
+    }
     let ip = peer_ip(&req);
     let inner = &state.inner;
     let delay = inner.throttle.delay_for(ip);
@@ -261,6 +271,12 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
         return resp;
     }
     inner.throttle.record_success(ip);
+    if let (Some(c), Some(h)) = (
+        req.extensions().get::<Arc<ConnectionAuth>>(),
+        req.headers().get(header::AUTHORIZATION),
+    ) {
+        c.remember(h.as_bytes());
+    }
     next.run(req).await
 }
 
@@ -620,8 +636,9 @@ pub async fn serve_with_shutdown(
                     return;
                 }
             };
+            let connection = Arc::new(ConnectionAuth::new(peer));
             let svc = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(connection.clone());
                 req
             });
             let svc = hyper_util::service::TowerToHyperService::new(svc);

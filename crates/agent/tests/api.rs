@@ -88,6 +88,42 @@ async fn ping_needs_the_key_and_reports_facts() {
     assert_eq!((status, body.error.code), (404, ErrorCode::NotFound));
 }
 
+/// A connection remembers the credential it proved, so later requests skip the hash: only
+/// that exact value may pass unchecked. Other values on the same kept-alive connection are
+/// checked in full and refused when wrong.
+#[tokio::test]
+async fn a_verified_connection_still_refuses_other_credentials() {
+    let agent = TestAgent::start();
+    // One client with one pooled connection: the requests below share it.
+    install_crypto();
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let key = agent.key.clone();
+    let cases = [
+        ("core", key.clone(), 200),
+        ("core", "guess".to_string(), 401),
+        ("core", key[1..].to_string(), 401),
+        ("admin", key.clone(), 401),
+        ("core", key.clone(), 200),
+        ("core", key.clone(), 200),
+    ];
+    for (user, pass, want) in cases {
+        let resp = c
+            .get(agent.url("/ping"))
+            .basic_auth(user, Some(&pass))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{user}:{pass}");
+    }
+    let resp = c.get(agent.url("/ping")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "no credential at all");
+}
+
 #[tokio::test]
 async fn repeated_failures_are_slowed_down_then_forgiven() {
     let agent = TestAgent::start();

@@ -129,6 +129,31 @@ fn wait_gone(pid: i32) -> bool {
     false
 }
 
+/// True once no process is left in process group `pgid`.
+fn wait_group_gone(pgid: i32) -> bool {
+    let in_group = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // Fields after the command: state, ppid, pgrp.
+            let f: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            f.get(2) == Some(&pgid.to_string().as_str()) && !matches!(f.first(), Some(&"Z" | &"X"))
+        })
+    };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        if !in_group() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 fn read_pid(path: &std::path::Path) -> i32 {
     let t = Instant::now();
     loop {
@@ -190,6 +215,59 @@ async fn timeout_kills_the_whole_process_tree() {
     assert_eq!(resp.status(), 200);
     let pid = read_pid(&pidfile2);
     assert!(wait_gone(pid), "leftover {pid} survived");
+}
+
+/// Issue #3: a plugin still running at its timeout, whose helper shares its stdout, was
+/// reported as "exited but a process it started kept its output open". It never exited:
+/// the answer must be the plain timeout.
+#[tokio::test]
+async fn a_running_plugin_with_a_helper_on_its_stdout_times_out_plainly() {
+    let agent = TestAgent::start();
+    let pidfile = agent.dir.path().join("group.pid");
+    // The plugin's own pid is its process group's id.
+    script(
+        &agent,
+        "com.t.bgkeep",
+        "json",
+        Some(1.0),
+        &format!("echo $$ > {}\nsleep 30 & sleep 30", pidfile.display()),
+    );
+    let t = Instant::now();
+    let (status, body) = run_error(&agent, "com.t.bgkeep").await;
+    let took = t.elapsed();
+    assert_eq!((status, body.error.code), (504, ErrorCode::PluginTimeout));
+    let m = &body.error.message;
+    assert!(
+        m.contains("ran longer than its timeout of 1 s and was stopped"),
+        "{m}"
+    );
+    assert!(!m.contains("exited"), "{m}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    let pgid = read_pid(&pidfile);
+    assert!(
+        wait_group_gone(pgid),
+        "processes of group {pgid} survived the timeout"
+    );
+
+    // The case the other message is for: the plugin's own process is gone, only a helper
+    // holds stdout open.
+    script(
+        &agent,
+        "com.t.bgonly",
+        "json",
+        Some(1.0),
+        &format!("sleep 30 & echo $! > {}", pidfile.display()),
+    );
+    let _ = std::fs::remove_file(&pidfile);
+    let (status, body) = run_error(&agent, "com.t.bgonly").await;
+    assert_eq!((status, body.error.code), (504, ErrorCode::PluginTimeout));
+    assert!(
+        body.error.message.contains("kept its output open"),
+        "{}",
+        body.error.message
+    );
+    let pid = read_pid(&pidfile);
+    assert!(wait_gone(pid), "helper {pid} survived the timeout");
 }
 
 #[tokio::test]

@@ -27,16 +27,20 @@ pub(crate) fn parse_stat(text: &str) -> Option<(CpuSample, u32)> {
     let mut cpus = 0;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("cpu ") {
-            let v: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            if v.len() < 4 {
+            // user nice system idle iowait irq softirq steal (guest is inside user).
+            let mut v = [0u64; 8];
+            let mut n = 0;
+            for x in rest.split_ascii_whitespace().take(8) {
+                if let Ok(x) = x.parse() {
+                    v[n] = x;
+                    n += 1;
+                }
+            }
+            if n < 4 {
                 return None;
             }
-            // user nice system idle iowait irq softirq steal (guest is inside user).
-            let total: u64 = v.iter().take(8).sum();
-            let idle = v[3] + v.get(4).copied().unwrap_or(0);
+            let total: u64 = v.iter().sum();
+            let idle = v[3] + v[4];
             sample = Some(CpuSample {
                 busy: total - idle,
                 total,
@@ -51,20 +55,19 @@ pub(crate) fn parse_stat(text: &str) -> Option<(CpuSample, u32)> {
 }
 
 pub fn run(ctx: &Ctx<'_>, _: &Args) -> Result<RunResponse, CollectorError> {
-    let loadavg = ctx.read_proc("loadavg")?;
-    let loads: Vec<f64> = loadavg
-        .split_whitespace()
-        .take(3)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if loads.len() != 3 {
-        return Err(CollectorError::failed(format!(
-            "unexpected /proc/loadavg: {loadavg:?}"
-        )));
-    }
-    let stat = ctx.read_proc("stat")?;
-    let (sample, cpus) = parse_stat(&stat)
-        .ok_or_else(|| CollectorError::failed("unexpected /proc/stat: no aggregate cpu line"))?;
+    let loads = ctx.with_proc("loadavg", |loadavg| {
+        let mut it = loadavg.split_ascii_whitespace().map(str::parse::<f64>);
+        match (it.next(), it.next(), it.next()) {
+            (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => Ok([a, b, c]),
+            _ => Err(CollectorError::failed(format!(
+                "unexpected /proc/loadavg: {loadavg:?}"
+            ))),
+        }
+    })?;
+    let (sample, cpus) = ctx.with_proc("stat", |stat| {
+        parse_stat(stat)
+            .ok_or_else(|| CollectorError::failed("unexpected /proc/stat: no aggregate cpu line"))
+    })?;
     let previous = {
         let mut st = ctx.state.lock().unwrap_or_else(|p| p.into_inner());
         st.cpu.replace(sample)

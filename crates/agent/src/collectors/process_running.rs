@@ -3,6 +3,9 @@
 //! Matches the kernel's process name (`/proc/<pid>/comm`, cut to 15 characters by the
 //! kernel), or for longer names the file name of the command (`argv[0]`).
 
+use std::io::Read;
+use std::path::Path;
+
 use super::{arg_str_req, ok, ArgDef, ArgKind, Args, CollectorError, CollectorInfo, Ctx};
 use prophasis_protocol::api::RunResponse;
 
@@ -33,6 +36,8 @@ pub fn run(ctx: &Ctx<'_>, args: &Args) -> Result<RunResponse, CollectorError> {
         CollectorError::failed(format!("cannot list {}: {e}", ctx.proc_root.display()))
     })?;
     let mut count = 0u32;
+    // One path buffer for every process: `<proc>/<pid>/comm`, rewritten in place.
+    let mut path = ctx.proc_root.to_path_buf();
     for entry in rd.flatten() {
         let file_name = entry.file_name();
         let Some(pid) = file_name.to_str() else {
@@ -41,24 +46,23 @@ pub fn run(ctx: &Ctx<'_>, args: &Args) -> Result<RunResponse, CollectorError> {
         if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
+        path.push(pid);
+        path.push("comm");
         // Processes may exit while we look: a missing file is not an error.
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
-            continue;
-        };
-        if comm.trim_end_matches('\n') != short {
-            continue;
+        let mut found = comm_is(&path, short.as_bytes());
+        path.pop();
+        if found && name.len() > COMM_LEN {
+            path.push("cmdline");
+            found = std::fs::read(&path).is_ok_and(|cmdline| {
+                let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                argv0.rsplit(|b| *b == b'/').next().unwrap_or_default() == name.as_bytes()
+            });
+            path.pop();
         }
-        if name.len() > COMM_LEN {
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-            let base = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
-            if base != name.as_bytes() {
-                continue;
-            }
+        path.pop();
+        if found {
+            count += 1;
         }
-        count += 1;
     }
     let msg = match count {
         0 => format!("no process named {name}"),
@@ -66,6 +70,26 @@ pub fn run(ctx: &Ctx<'_>, args: &Args) -> Result<RunResponse, CollectorError> {
         n => format!("{n} processes named {name}"),
     };
     ok(Some(f64::from(count)), msg)
+}
+
+/// True when the `comm` file at `path` holds `want`. One open and one read into a stack
+/// buffer: the kernel renders the whole name (at most 16 bytes with the newline) in the
+/// first read, and this runs once per process on the host, so `read_to_string`'s stat,
+/// probe read and allocation would cost more than the comparison.
+fn comm_is(path: &Path, want: &[u8]) -> bool {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = [0u8; 64];
+    let n = loop {
+        match f.read(&mut buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    };
+    let got = &buf[..n];
+    got.strip_suffix(b"\n").unwrap_or(got) == want
 }
 
 #[cfg(test)]
