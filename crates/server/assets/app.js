@@ -149,6 +149,9 @@
           el.innerHTML = '<p class="muted">No data in this range.</p>';
           return;
         }
+        // Empty points at both ends make the chart span the whole range asked for.
+        if (d.t[0] > d.from) { d.t.unshift(d.from); d.mean.unshift(null); d.max.unshift(null); d.min.unshift(null); d.worst.unshift(0); }
+        if (d.t[d.t.length - 1] < d.to) { d.t.push(d.to); d.mean.push(null); d.max.push(null); d.min.push(null); d.worst.push(0); }
         var percent = el.dataset.percent === "1";
         var opts = {
           width: width,
@@ -169,7 +172,7 @@
         u._worst = d.worst;
         u.redraw();
         el._plot = u;
-        el.dataset.points = String(d.t.length);
+        el.dataset.points = String(d.mean.filter(function (v) { return v !== null; }).length);
         el.dataset.results = String(d.results);
         el.setAttribute("aria-label", el.getAttribute("aria-label").replace(/ \(.*\)$/, "") +
           " (" + d.results + " results, " + d.resolution.replace("_", " ") + ")");

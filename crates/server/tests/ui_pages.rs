@@ -277,6 +277,14 @@ async fn anonymous_visitors_are_sent_to_the_login_page() {
     let r = send(&ui.app, get("/", Some(&fake))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 
+    // Unknown pages answer with a page; unknown API routes with JSON.
+    let r = send(&ui.app, get("/nowhere", None)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("There is no such page."), "{}", r.body);
+    let r = send(&ui.app, get("/api/v1/nowhere", None)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.starts_with("{\"error\""), "{}", r.body);
+
     let login = send(&ui.app, get("/login?next=%2Fservices", None)).await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(

@@ -56,6 +56,9 @@ pub struct Reduced {
     pub results: i64,
     /// `raw`, `five_minutes` or `one_hour`.
     pub resolution: &'static str,
+    /// The range asked for, in seconds: the chart spans it even where there is no data.
+    pub from: f64,
+    pub to: f64,
 }
 
 fn code(c: Classification) -> u8 {
@@ -80,7 +83,11 @@ pub fn reduce(
 ) -> Reduced {
     let width = width.clamp(MIN_WIDTH, MAX_WIDTH);
     let span = (to - from).max(1);
-    let mut out = Reduced::default();
+    let mut out = Reduced {
+        from: from as f64 / 1000.0,
+        to: to as f64 / 1000.0,
+        ..Reduced::default()
+    };
     let mut cur: Option<Bucket> = None;
     let flush = |out: &mut Reduced, b: Bucket| {
         let start = from + (b.0 as i128 * span as i128 / width as i128) as i64;

@@ -62,13 +62,23 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(alerts::routes())
         .merge(ui::routes())
-        .fallback(|| async { ApiError::not_found("no such page or API route") })
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ui::session::guard,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// JSON for API paths, the UI's error page for everything else (people type URLs).
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") || uri.path() == "/metrics" {
+        ApiError::not_found("no such API route").into_response()
+    } else {
+        ui::UiError::NotFound("There is no such page.".into()).into_response()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
