@@ -17,4 +17,5 @@ pub mod quickstart;
 pub mod scheduler;
 pub mod serve;
 pub mod syslog;
+pub mod ui;
 pub mod web;

@@ -112,6 +112,8 @@ pub async fn start(
     let (web_stop, stopped) = oneshot::channel::<()>();
     let app = web::router(AppState::new(core.clone()));
     let web = tokio::spawn(async move {
+        // The peer address lets the UI throttle failed logins per client.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;
         });

@@ -91,7 +91,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -110,6 +110,8 @@ macro_rules! dispatch {
 
 mod alerting;
 pub use alerting::{Acknowledgement, AttemptOutcome, DeliveryAttempt, DeliveryState, OutboxEntry};
+mod web;
+pub use web::{Dashboard, WebSession};
 
 /// What deleting an entity would take with it: row counts by kind, every kind listed
 /// (zero included) so the UI can show a stable list.

@@ -2708,3 +2708,153 @@ pub(crate) async fn prune_notifications(pool: &Pool, finished_before: Millis) ->
     tx.commit().await?;
     Ok(n)
 }
+
+// ---------------------------------------------------------------------------------------
+// Web UI: sessions and dashboards
+
+use crate::web::{Dashboard, WebSession};
+
+pub(crate) async fn create_web_session(pool: &Pool, s: &WebSession) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO web_sessions (id_hash, user_id, csrf_token, created, expires) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&s.id_hash)
+    .bind(s.user_id)
+    .bind(&s.csrf_token)
+    .bind(s.created)
+    .bind(s.expires)
+    .execute(pool)
+    .await
+    .map_err(|e| fk_as_missing(e, "user_id", "user", s.user_id))?;
+    Ok(())
+}
+
+pub(crate) async fn get_web_session(
+    pool: &Pool,
+    id_hash: &str,
+    now: Millis,
+) -> Result<Option<WebSession>> {
+    let row = sqlx::query(
+        "SELECT id_hash, user_id, csrf_token, created, expires FROM web_sessions \
+         WHERE id_hash = $1 AND expires > $2",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(WebSession {
+            id_hash: r.try_get("id_hash")?,
+            user_id: r.try_get("user_id")?,
+            csrf_token: r.try_get("csrf_token")?,
+            created: r.try_get("created")?,
+            expires: r.try_get("expires")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn renew_web_session(pool: &Pool, id_hash: &str, expires: Millis) -> Result<()> {
+    sqlx::query("UPDATE web_sessions SET expires = $1 WHERE id_hash = $2")
+        .bind(expires)
+        .bind(id_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn delete_web_session(pool: &Pool, id_hash: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(crate) async fn delete_user_web_sessions(pool: &Pool, user: UserId) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+        .bind(user)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn delete_expired_web_sessions(pool: &Pool, now: Millis) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM web_sessions WHERE expires <= $1")
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+fn dashboard_from(r: &DbRow) -> Result<Dashboard> {
+    let layout: String = r.try_get("layout")?;
+    Ok(Dashboard {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        owner_id: r.try_get("owner_id")?,
+        layout: json_from(&layout, "dashboard layout")?,
+        updated: r.try_get("updated")?,
+    })
+}
+
+pub(crate) async fn create_dashboard(pool: &Pool, d: &Dashboard) -> Result<i64> {
+    let name = d.name.trim();
+    sqlx::query_scalar(
+        "INSERT INTO dashboards (name, owner_id, layout, updated) VALUES ($1, $2, $3, $4) \
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(d.owner_id)
+    .bind(d.layout.to_string())
+    .bind(d.updated)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| match e.as_database_error() {
+        Some(db) if db.is_foreign_key_violation() => {
+            StoreError::missing("owner_id", "user", d.owner_id.unwrap_or_default())
+        }
+        _ => unique_as_duplicate(e, "dashboard", "name", name),
+    })
+}
+
+pub(crate) async fn update_dashboard(pool: &Pool, d: &Dashboard) -> Result<()> {
+    let name = d.name.trim();
+    let done =
+        sqlx::query("UPDATE dashboards SET name = $1, layout = $2, updated = $3 WHERE id = $4")
+            .bind(name)
+            .bind(d.layout.to_string())
+            .bind(d.updated)
+            .bind(d.id)
+            .execute(pool)
+            .await
+            .map_err(|e| unique_as_duplicate(e, "dashboard", "name", name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("dashboard", d.id));
+    }
+    Ok(())
+}
+
+pub(crate) async fn get_dashboard(pool: &Pool, id: i64) -> Result<Option<Dashboard>> {
+    sqlx::query("SELECT id, name, owner_id, layout, updated FROM dashboards WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(dashboard_from)
+        .transpose()
+}
+
+pub(crate) async fn list_dashboards(pool: &Pool) -> Result<Vec<Dashboard>> {
+    sqlx::query("SELECT id, name, owner_id, layout, updated FROM dashboards ORDER BY name")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(dashboard_from)
+        .collect()
+}
+
+pub(crate) async fn delete_dashboard(pool: &Pool, id: i64) -> Result<()> {
+    delete_row(pool, "dashboards", "dashboard", id).await
+}

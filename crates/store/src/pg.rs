@@ -20,6 +20,7 @@ pub(crate) mod ops;
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_alerting.sql")),
+    (3, include_str!("../migrations/postgres/0003_web.sql")),
 ];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes

@@ -26,6 +26,7 @@ pub(crate) mod ops;
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_alerting.sql")),
+    (3, include_str!("../migrations/sqlite/0003_web.sql")),
 ];
 
 pub(crate) enum Target {

@@ -1,7 +1,7 @@
-//! HTTP surface of the server: for now the first slice of the REST API (health of hosts
-//! and services, classifier dry run, accepting a changed agent certificate) and a plain
-//! status page. `router(state)` builds everything, so handler tests use `oneshot` and the
-//! end-to-end tests serve the same router on a real socket.
+//! HTTP surface of the server: the first slice of the REST API (health of hosts and
+//! services, classifier dry run, accepting a changed agent certificate) and the web UI
+//! (`crate::ui`, merged here). `router(state)` builds everything, so handler tests use
+//! `oneshot` and the end-to-end tests serve the same router on a real socket.
 
 pub mod alerts;
 pub mod auth;
@@ -11,8 +11,6 @@ pub mod metrics;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prophasis_classifier::{NoHistory, Sample};
@@ -21,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::Actions;
 use crate::app::Core;
+use crate::ui::{self, UiState};
 use auth::{AuthUser, CredentialCache};
 use error::ApiError;
 
@@ -32,18 +31,23 @@ pub struct AppState {
     pub credentials: Arc<CredentialCache>,
     /// An argon2 hash of nothing anyone knows, checked for unknown user names.
     pub dummy_hash: String,
+    /// Templates, login throttling and live state of the web UI.
+    pub ui: Arc<UiState>,
 }
 
 impl AppState {
     pub fn new(core: Core) -> AppState {
         let dummy_hash = auth::hash_password(&format!("{:x}", rand::random::<u128>()))
             .expect("argon2 hashing works");
+        let ui = Arc::new(UiState::new());
+        ui::live::spawn_sampler(core.clone(), Arc::downgrade(&ui));
         let credentials: Arc<CredentialCache> = Arc::default();
         AppState {
             actions: Actions::new(core.clone(), credentials.clone()),
             core,
             credentials,
             dummy_hash,
+            ui,
         }
     }
 }
@@ -53,7 +57,6 @@ pub const MAX_BODY: usize = 1 << 20;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(status_page))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/health/hosts", get(host_health))
         .route("/api/v1/health/services", get(service_health))
@@ -63,9 +66,24 @@ pub fn router(state: AppState) -> Router {
             post(accept_certificate),
         )
         .merge(alerts::routes())
-        .fallback(|| async { ApiError::not_found("no such page or API route") })
+        .merge(ui::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::session::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// JSON for API paths, the UI's error page for everything else (people type URLs).
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") || uri.path() == "/metrics" {
+        ApiError::not_found("no such API route").into_response()
+    } else {
+        ui::UiError::NotFound("There is no such page.".into()).into_response()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -237,39 +255,4 @@ async fn accept_certificate(
         host_id: id,
         tls_fingerprint: fp,
     }))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A plain page so a newcomer sees something at the URL quickstart prints; the full web UI
-/// replaces it.
-async fn status_page(_user: AuthUser, State(state): State<AppState>) -> impl IntoResponse {
-    let rows: String = hosts_worst_first(&state)
-        .iter()
-        .map(|h| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-                escape(&h.name),
-                escape(&h.address),
-                h.health,
-                h.health
-            )
-        })
-        .collect();
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"10\"><title>Prophasis</title>\
-         <style>body{{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}}table{{border-collapse:collapse;width:100%}}\
-         td,th{{padding:.4rem;border-bottom:1px solid #ddd;text-align:left}}.ok{{color:#075}}.critical,.major{{color:#b00;font-weight:bold}}\
-         .minor,.degraded,.unknown{{color:#a60}}</style></head><body><h1>Prophasis</h1>\
-         <p>Host health, worst first (refreshes every 10 s). The API is under <code>/api/v1</code>, e.g. \
-         <code>/api/v1/health/hosts</code> with HTTP Basic auth.</p>\
-         <table><thead><tr><th>Host</th><th>Address</th><th>Health</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
-    );
-    ([(header::CACHE_CONTROL, "no-store")], Html(body))
 }

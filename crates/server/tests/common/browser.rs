@@ -1,0 +1,312 @@
+//! A real headless Chromium for end-to-end tests of the web UI, driven over the W3C
+//! WebDriver protocol (JSON over HTTP) by Debian's `chromedriver`, with the HTTP client the
+//! server already depends on: no WebDriver crate, nothing downloaded.
+//!
+//! Use: `let b = Browser::start().await;` then `goto`, `fill`, `click`, `wait_for`,
+//! `eval`, `screenshot`, and `b.close().await` at the end (dropping it kills the driver
+//! too, but leaves Chromium's own clean-up to chance). A missing `chromium` or
+//! `chromedriver` fails the test with what to install.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const CHROMIUM: &[&str] = &["/usr/bin/chromium", "/usr/bin/chromium-browser"];
+const CHROMEDRIVER: &[&str] = &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"];
+/// The W3C name of the key that identifies an element in responses.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session: String,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+fn find_binary(candidates: &[&str], package: &str) -> PathBuf {
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} not found (looked in {candidates:?}). The browser tests need Debian's \
+                 chromium and chromium-driver: apt-get install -y chromium chromium-driver \
+                 (.ci/run installs them)",
+                package
+            )
+        })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and opens a headless Chromium with a
+    /// fresh profile, 1280×900.
+    pub async fn start() -> Browser {
+        let chromium = find_binary(CHROMIUM, "chromium");
+        let chromedriver = find_binary(CHROMEDRIVER, "chromedriver (package chromium-driver)");
+        let port = free_port();
+        let driver = tokio::process::Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            let ready = http
+                .get(format!("{base}/status"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success());
+            if let Some(r) = ready {
+                let v: Value = r.json().await.unwrap_or_default();
+                if v["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not become ready on port {port} within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::Builder::new()
+            .prefix("prophasis-chromium-")
+            .tempdir()
+            .unwrap();
+        let caps = json!({
+            "capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
+                        format!("--user-data-dir={}", profile.path().display()),
+                    ]
+                }
+            }}
+        });
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("a JSON answer");
+        let id = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Chromium did not start: {r}"))
+            .to_string();
+        Browser {
+            http,
+            session: format!("{base}/session/{id}"),
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.session));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "WebDriver {method} {path} failed ({status}): {}",
+            v["value"]["message"]
+        );
+        v["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
+    pub async fn eval(&self, script: &str, args: Vec<Value>) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": args }))
+            .await
+    }
+
+    async fn element(&self, css: &str) -> Option<String> {
+        let r = self
+            .http
+            .post(format!("{}/element", self.session))
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        let v: Value = r.json().await.ok()?;
+        v["value"][ELEMENT].as_str().map(str::to_string)
+    }
+
+    /// Waits for an element to exist; fails the test with `css` after `limit`.
+    pub async fn wait_for(&self, css: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.element(css).await {
+                return e;
+            }
+            if start.elapsed() >= limit {
+                let html = self
+                    .eval("return document.documentElement.outerHTML;", vec![])
+                    .await;
+                let html = html.as_str().unwrap_or_default();
+                panic!(
+                    "no element {css:?} after {limit:?} on {}; the page is:\n{}",
+                    self.url().await,
+                    &html[..html.len().min(3000)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until a JavaScript expression is true; fails with `what` after `limit`.
+    pub async fn wait_until(&self, expression: &str, what: &str, limit: Duration) {
+        let start = Instant::now();
+        let script = format!("return !!({expression});");
+        loop {
+            if self.eval(&script, vec![]).await == Value::Bool(true) {
+                return;
+            }
+            if start.elapsed() >= limit {
+                let main = self
+                    .eval(
+                        "var m = document.querySelector('main'); return m ? m.outerHTML : document.documentElement.outerHTML;",
+                        vec![],
+                    )
+                    .await;
+                let main = main.as_str().unwrap_or_default();
+                panic!(
+                    "timed out after {limit:?} waiting for {what} on {}; the page's main part:\n{}",
+                    self.url().await,
+                    &main[..main.len().min(4000)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let e = self.wait_for(css, Duration::from_secs(5)).await;
+        self.post(&format!("/element/{e}/clear"), json!({})).await;
+        self.post(&format!("/element/{e}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    pub async fn click(&self, css: &str) {
+        let e = self.wait_for(css, Duration::from_secs(5)).await;
+        self.post(&format!("/element/{e}/click"), json!({})).await;
+    }
+
+    /// Sets the viewport width the page lays out at: 375 emulates a phone (Chromium will
+    /// not make a window that narrow), anything else resizes the window.
+    pub async fn set_width(&self, width: u32) {
+        if width < 500 {
+            self.post(
+                "/goog/cdp/execute",
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                    "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": true}}),
+            )
+            .await;
+        } else {
+            self.post(
+                "/goog/cdp/execute",
+                json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
+            )
+            .await;
+            self.post(
+                "/window/rect",
+                json!({"width": width, "height": 900, "x": 0, "y": 0}),
+            )
+            .await;
+        }
+    }
+
+    /// Whether the page scrolls sideways.
+    pub async fn overflows_horizontally(&self) -> (bool, i64, i64) {
+        let v = self
+            .eval(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await;
+        let (scroll, inner) = (v[0].as_i64().unwrap_or(0), v[1].as_i64().unwrap_or(0));
+        (scroll > inner, scroll, inner)
+    }
+
+    /// Saves a PNG of the viewport.
+    pub async fn screenshot(&self, path: &Path) {
+        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap_or_default())
+            .expect("a base64 screenshot");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// Ends the browser session (Chromium exits) and the driver.
+    pub async fn close(mut self) {
+        let _ = self.http.delete(&self.session).send().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+/// Where screenshots go: `<target dir>/screenshots`.
+pub fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("screenshots")
+}
