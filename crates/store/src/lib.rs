@@ -24,7 +24,10 @@
 //! [`Store::open`] takes `sqlite://PATH`, `sqlite:PATH`, a bare path, `sqlite::memory:` or
 //! `postgres://…`. A new SQLite file is created in WAL mode with `synchronous=FULL`.
 //! Migrations (`migrations/<backend>/NNNN_*.sql`, embedded) run in one transaction; the
-//! `prophasis_meta` table marks the database as Prophasis's and holds the schema version.
+//! `prophasis_meta` table marks the database as Prophasis's and holds the schema version
+//! (the highest number applied) and a record of every migration applied, so a migration
+//! numbered below the schema version that a database lacks (numbers are reserved by
+//! parallel branches and may merge in any order) is still applied.
 //! A database with other tables but no `prophasis_meta`, a file that is not SQLite, or a
 //! schema newer than this binary knows is refused ([`StoreError::NotProphasis`],
 //! [`StoreError::TooNew`]) before anything is written to it.

@@ -1300,6 +1300,16 @@ async fn concurrent_writers_do_not_fail(s: &Store) {
     );
 }
 
+/// A rollup without its host: start, min, max, count, worst, avg in millionths.
+type RollupFields = (
+    Millis,
+    Option<f64>,
+    Option<f64>,
+    i64,
+    Classification,
+    Option<i64>,
+);
+
 /// The batch writer aggregates rollups and picks the latest result in Rust before writing;
 /// a batch holding many results of a few series, duplicates and late results included,
 /// must leave exactly what the same results written one per call leave.
@@ -1361,14 +1371,7 @@ async fn one_batch_and_one_by_one_store_the_same(s: &Store) {
             (latest_b.timestamp, latest_b.value, latest_b.classification)
         );
         for resolution in Resolution::ALL {
-            let strip = |rs: Vec<Rollup>| -> Vec<(
-                Millis,
-                Option<f64>,
-                Option<f64>,
-                i64,
-                Classification,
-                Option<i64>,
-            )> {
+            let strip = |rs: Vec<Rollup>| -> Vec<RollupFields> {
                 rs.into_iter()
                     // Sums may differ in the last bits with the order of additions.
                     .map(|r| {
