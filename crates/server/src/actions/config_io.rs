@@ -200,7 +200,7 @@ pub struct AlertDoc {
 }
 
 /// What an override applies to: exactly one of check, host group or host, by name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -585,16 +585,6 @@ impl Current {
         doc.classifier_overrides
             .sort_by(|a, b| (&a.plugin, &a.target).cmp(&(&b.plugin, &b.target)));
         doc
-    }
-}
-
-impl Default for TargetDoc {
-    fn default() -> Self {
-        TargetDoc {
-            check: None,
-            host_group: None,
-            host: None,
-        }
     }
 }
 
