@@ -77,6 +77,7 @@ mod error;
 mod ingest;
 mod pg;
 mod sqlite;
+mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -89,7 +90,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -108,6 +109,7 @@ macro_rules! dispatch {
 
 mod alerting;
 pub use alerting::{Acknowledgement, AttemptOutcome, DeliveryAttempt, DeliveryState, OutboxEntry};
+pub use tokens::{ApiToken, TokenOwner};
 
 /// What deleting an entity would take with it: row counts by kind, every kind listed
 /// (zero included) so the UI can show a stable list.
