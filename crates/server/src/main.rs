@@ -9,6 +9,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prophasis::config::Config;
 
+#[path = "cli/token.rs"]
+mod token_cli;
+
 #[derive(Parser)]
 #[command(
     name = "prophasis",
@@ -42,6 +45,11 @@ enum Command {
     CheckConfig {
         /// The TOML file to check.
         path: PathBuf,
+    },
+    /// Create, list and revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        command: token_cli::TokenCommand,
     },
     /// Work with plugin packages.
     Plugin {
@@ -90,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             println!("data_dir: {}", c.data_dir.display());
             Ok(())
         }
+        Command::Token { command } => runtime()?.block_on(token_cli::run(command)),
         Command::Plugin {
             command: PluginCommand::Pack { dir, output },
         } => {
