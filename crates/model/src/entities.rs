@@ -63,6 +63,7 @@ fn default_true() -> bool {
 /// Hosts and other host groups, nested to any depth. Cycles are allowed to exist in the
 /// data (they can be built one edit at a time) and the health rules must terminate on them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostGroup {
     #[serde(default)]
     pub id: HostGroupId,
@@ -87,6 +88,7 @@ pub const BUILTIN_VIEWS: [&str; 4] = [
 /// for it (starting as the manifest's default, editable in the UI). The package archive is
 /// stored beside it as a [`PluginPackage`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plugin {
     pub id: PluginId,
     pub name: String,
@@ -118,6 +120,7 @@ pub struct PluginPackage {
 
 /// A named set of hosts/host groups × a set of plugins.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Check {
     #[serde(default)]
     pub id: CheckId,
@@ -131,11 +134,13 @@ pub struct Check {
     pub plugins: Vec<PluginId>,
     /// Per-plugin arguments for this check, passed to the agent as `{"args": {...}}`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Object>))]
     pub plugin_args: BTreeMap<PluginId, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A named set of checks fired at every slot of each of its intervals.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
     #[serde(default)]
     pub id: ScheduleId,
@@ -149,6 +154,7 @@ pub struct Schedule {
 
 /// Fires at `start + k * period` for every k ≥ 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Interval {
     #[serde(default)]
     pub id: IntervalId,
@@ -171,6 +177,7 @@ impl Interval {
 /// A host or a host group, as a member of a service or an alert's scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Member {
     Host(HostId),
     HostGroup(HostGroupId),
@@ -178,6 +185,7 @@ pub enum Member {
 
 /// Hosts/host groups of which at least one must work.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RedundancyGroup {
     #[serde(default)]
     pub name: String,
@@ -187,6 +195,7 @@ pub struct RedundancyGroup {
 /// A business function: dependencies (all must work), redundancy groups (one member of
 /// each must work) and nested services.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Service {
     #[serde(default)]
     pub id: ServiceId,
@@ -203,6 +212,7 @@ pub struct Service {
 
 /// Which entities an alert watches.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertScope {
     #[serde(default)]
     pub all_hosts: bool,
@@ -230,6 +240,7 @@ impl AlertScope {
 /// "Notify through this module when the health of these entities goes from one of these
 /// states to one of these states", optionally restricted to some plugins and checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     #[serde(default)]
     pub id: AlertId,
@@ -254,6 +265,7 @@ pub struct Alert {
 /// What a classifier override applies to. The plugin's own classifier is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OverrideTarget {
     Check(CheckId),
     HostGroup(HostGroupId),
@@ -273,6 +285,7 @@ impl OverrideTarget {
 
 /// A classifier used instead of the plugin's own for one check, host group or host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClassifierOverride {
     #[serde(default)]
     pub id: OverrideId,
@@ -284,6 +297,7 @@ pub struct ClassifierOverride {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// May configure everything.
     Admin,
@@ -325,6 +339,7 @@ pub struct User {
 /// Where a system log message comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LogCategory {
     Dispatch,
     Distribution,
@@ -365,6 +380,7 @@ impl LogCategory {
 
 /// An error or event an administrator should see in the system log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemLogMessage {
     #[serde(default)]
     pub id: i64,
@@ -379,6 +395,7 @@ pub struct SystemLogMessage {
 /// How a result came about: the plugin ran, or the server could not get an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ResultType {
     Plugin,
     ConnectionError,
@@ -422,6 +439,7 @@ impl fmt::Display for ResultType {
 
 /// One point of the time series: what one plugin said about one host at one time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckResult {
     pub host_id: HostId,
     pub plugin_id: PluginId,
@@ -437,6 +455,7 @@ pub struct CheckResult {
 /// Resolutions at which results are rolled up, so long ranges never read raw rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Resolution {
     FiveMinutes,
     OneHour,
@@ -459,6 +478,7 @@ impl Resolution {
 
 /// Aggregate of the results of one host+plugin in one time bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rollup {
     pub host_id: HostId,
     pub plugin_id: PluginId,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// Major < Critical`, so `max()` is "the most severe" and `min()` "the least severe".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Health {
     NoData,
     Ok,
@@ -77,6 +78,7 @@ impl FromStr for Health {
 /// What a classifier may return for one result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Classification {
     Ok,
     Unknown,

@@ -10,6 +10,7 @@ use crate::health::{Classification, Health};
 /// What a transition is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "id")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Entity {
     Host(HostId),
     Service(ServiceId),

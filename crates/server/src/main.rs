@@ -45,6 +45,11 @@ enum Command {
         /// The TOML file to check.
         path: PathBuf,
     },
+    /// Create, list and revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        command: cli::token::TokenCommand,
+    },
     /// Work with plugin packages.
     Plugin {
         #[command(subcommand)]
@@ -142,6 +147,7 @@ fn main() -> anyhow::Result<()> {
             println!("data_dir: {}", c.data_dir.display());
             Ok(())
         }
+        Command::Token { command } => runtime()?.block_on(cli::token::run(command)),
         Command::Plugin {
             command: PluginCommand::Pack { dir, output },
         } => {

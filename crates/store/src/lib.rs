@@ -82,6 +82,7 @@ mod ingest;
 mod peek;
 mod pg;
 mod sqlite;
+mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -94,7 +95,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -115,6 +116,7 @@ mod alerting;
 pub use alerting::{Acknowledgement, AttemptOutcome, DeliveryAttempt, DeliveryState, OutboxEntry};
 mod web;
 pub use web::{Dashboard, WebSession};
+pub use tokens::{ApiToken, TokenOwner};
 
 /// What deleting an entity would take with it: row counts by kind, every kind listed
 /// (zero included) so the UI can show a stable list.

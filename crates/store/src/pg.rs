@@ -17,10 +17,18 @@ pub(crate) type DB = sqlx::Postgres;
 #[path = "ops.rs"]
 pub(crate) mod ops;
 
+#[allow(clippy::duplicate_mod)]
+#[path = "token_ops.rs"]
+pub(crate) mod token_ops;
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_alerting.sql")),
     (3, include_str!("../migrations/postgres/0003_web.sql")),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_api_tokens.sql"),
+    ),
 ];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes

@@ -23,10 +23,15 @@ pub(crate) type DB = sqlx::Sqlite;
 #[path = "ops.rs"]
 pub(crate) mod ops;
 
+#[allow(clippy::duplicate_mod)]
+#[path = "token_ops.rs"]
+pub(crate) mod token_ops;
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_alerting.sql")),
     (3, include_str!("../migrations/sqlite/0003_web.sql")),
+    (4, include_str!("../migrations/sqlite/0004_api_tokens.sql")),
 ];
 
 pub(crate) enum Target {

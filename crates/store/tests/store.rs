@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use prophasis_model::*;
-use prophasis_store::{LogFilter, Series, Store, StoreError};
+use prophasis_store::{ApiToken, LogFilter, Series, Store, StoreError};
 
 on_both_backends!(
     hosts_crud,
@@ -19,6 +19,7 @@ on_both_backends!(
     alerts_round_trip,
     classifier_overrides,
     users_by_name_and_hash,
+    api_tokens_by_hash,
     system_log,
     results_latest_and_history,
     rollups_merge_across_batches,
@@ -643,6 +644,87 @@ async fn users_by_name_and_hash(s: &Store) {
     assert!(matches!(e, StoreError::Invalid(_)));
     s.delete_user(u.id).await.unwrap();
     assert!(s.list_users().await.unwrap().is_empty());
+}
+
+async fn api_tokens_by_hash(s: &Store) {
+    let mk = |name: &str, role| User {
+        id: 0,
+        name: name.into(),
+        role,
+        password_hash: "h".into(),
+    };
+    let alice = s.create_user(&mk("alice", Role::Admin)).await.unwrap();
+    let bob = s.create_user(&mk("bob", Role::Viewer)).await.unwrap();
+    let a = s
+        .create_api_token(alice, "backup script", "aa11", 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            a.user_name.as_str(),
+            a.name.as_str(),
+            a.created,
+            a.last_used,
+            a.revoked
+        ),
+        ("alice", "backup script", 1000, None, false)
+    );
+    let b = s
+        .create_api_token(bob, "grafana", "bb22", 2000)
+        .await
+        .unwrap();
+    // The same secret hash twice would make a lookup ambiguous.
+    assert!(s
+        .create_api_token(bob, "again", "bb22", 3000)
+        .await
+        .is_err());
+    let e = s
+        .create_api_token(bob, " ", "cc33", 3000)
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&e), "name");
+    let e = s
+        .create_api_token(999, "x", "dd44", 3000)
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&e), "user_id");
+
+    let found = s.find_api_token("bb22").await.unwrap().unwrap();
+    assert_eq!((found.token.id, found.role), (b.id, Role::Viewer));
+    assert_eq!(found.secret_sha256, "bb22");
+    assert!(s.find_api_token("zz").await.unwrap().is_none());
+
+    let ids = |v: Vec<ApiToken>| v.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_api_tokens(None).await.unwrap()),
+        vec![b.id, a.id]
+    );
+    assert_eq!(
+        ids(s.list_api_tokens(Some(alice)).await.unwrap()),
+        vec![a.id]
+    );
+
+    s.touch_api_token(a.id, 5000).await.unwrap();
+    s.revoke_api_token(a.id).await.unwrap();
+    let got = s.get_api_token(a.id).await.unwrap();
+    assert_eq!((got.last_used, got.revoked), (Some(5000), true));
+    assert!(
+        s.find_api_token("aa11")
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .revoked
+    );
+    assert!(matches!(
+        s.revoke_api_token(12345).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+
+    // A deleted user's tokens go with it.
+    s.delete_user(bob).await.unwrap();
+    assert!(s.find_api_token("bb22").await.unwrap().is_none());
+    assert_eq!(ids(s.list_api_tokens(None).await.unwrap()), vec![a.id]);
 }
 
 async fn system_log(s: &Store) {

@@ -11,9 +11,12 @@
 
 mod alerts;
 pub mod config_io;
+mod syslog;
+mod tokens;
 mod users;
 
 pub use alerts::AlertSettingsBody;
+pub use tokens::{new_token_secret, token_hash, TOKEN_PREFIX};
 pub use users::{check_password, MIN_PASSWORD_LEN};
 
 use prophasis_model::{
@@ -287,6 +290,26 @@ impl Actions {
             format!("host {:?} and its results", host.name),
         )
         .await
+    }
+
+    /// Pins the certificate fingerprint a host's agent presented (after a reinstall, say).
+    pub async fn pin_certificate(
+        &self,
+        actor: &Actor,
+        id: HostId,
+        fingerprint: &str,
+    ) -> Result<Host> {
+        actor.require_admin()?;
+        let mut host = self.store.get_host(id).await?;
+        host.tls_fingerprint = Some(fingerprint.to_string());
+        self.store.update_host(&host).await?;
+        self.changed(
+            actor,
+            "Agent certificate accepted",
+            format!("host {:?} pinned SHA-256 {fingerprint}", host.name),
+        )
+        .await?;
+        Ok(host)
     }
 
     // ---- host groups ---------------------------------------------------------------

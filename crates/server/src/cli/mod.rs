@@ -6,6 +6,7 @@
 pub mod config_io;
 pub mod migrate;
 pub mod plugin;
+pub mod token;
 pub mod user;
 
 use std::path::PathBuf;

@@ -4,199 +4,194 @@
 //! acknowledgements. The engine itself runs beside the core (see `serve.rs`); each edit
 //! here asks it to re-read alerts, settings and windows at once.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use prophasis_alerting::modules::{self, FieldError};
+use axum::Json;
+use prophasis_alerting::modules;
 use prophasis_alerting::{AlertSettings, MaintenanceWindow};
 use prophasis_model::{Alert, AlertId};
 use prophasis_store::{Acknowledgement, DeliveryAttempt, OutboxEntry};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::api::actor;
+use super::api::extract::{Body, PathParam, QueryParams};
 use super::auth::AuthUser;
-use super::error::ApiError;
+use super::error::{ApiError, CommonErrors};
 use super::AppState;
+use crate::actions::AlertSettingsBody;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/alert-modules", get(list_modules))
-        .route("/api/v1/alerts", get(list_alerts).post(create_alert))
-        .route(
-            "/api/v1/alerts/{id}",
-            get(get_alert).put(update_alert).delete(delete_alert),
-        )
-        .route("/api/v1/alerts/{id}/test", post(test_alert))
-        .route("/api/v1/alerts/{id}/deliveries", get(alert_deliveries))
-        .route("/api/v1/deliveries", get(deliveries))
-        .route("/api/v1/deliveries/{id}", get(delivery))
-        .route(
-            "/api/v1/maintenance-windows",
-            get(list_windows).post(create_window),
-        )
-        .route(
-            "/api/v1/maintenance-windows/{id}",
-            put(update_window).delete(delete_window),
-        )
-        .route("/api/v1/acknowledgements", get(list_acks).post(create_ack))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_modules))
+        .routes(routes!(list_alerts, create_alert))
+        .routes(routes!(get_alert, update_alert, delete_alert))
+        .routes(routes!(test_alert))
+        .routes(routes!(alert_deliveries))
+        .routes(routes!(deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(list_windows, create_window))
+        .routes(routes!(update_window, delete_window))
+        .routes(routes!(list_acks, create_ack))
 }
 
-fn field_error(e: FieldError) -> ApiError {
-    ApiError::invalid(e.field, e.message)
-}
-
+/// Every alert module with the JSON schema of its options.
+#[utoipa::path(get, path = "/api/v1/alert-modules", tag = "alerts",
+    responses((status = 200, body = Vec<serde_json::Value>, description = "`name`, `description` and `options` (a JSON schema) of each module"),
+        CommonErrors))]
 async fn list_modules(_user: AuthUser) -> Json<Vec<modules::ModuleInfo>> {
     Json(modules::registry())
 }
 
 /// An alert as the API shows and takes it: the stored alert plus its alerting settings.
-#[derive(Debug, Serialize, Deserialize)]
+/// Secret module options come back masked; sending the mask back keeps the stored value.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AlertBody {
     #[serde(flatten)]
     pub alert: Alert,
+    /// Noise control: re-notification, flapping, dependency hold-back.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub settings: AlertSettings,
 }
 
-fn masked(alert: Alert, settings: AlertSettings) -> AlertBody {
-    let options = modules::mask_secrets(&alert.module, &alert.options);
-    AlertBody {
-        alert: Alert { options, ..alert },
-        settings,
+impl From<AlertSettingsBody> for AlertBody {
+    fn from(b: AlertSettingsBody) -> Self {
+        let b = b.masked();
+        AlertBody {
+            alert: b.alert,
+            settings: b.settings,
+        }
     }
 }
 
-async fn settings_of(state: &AppState, id: AlertId) -> Result<AlertSettings, ApiError> {
-    Ok(state
-        .core
-        .store
-        .list_alert_settings()
-        .await?
-        .into_iter()
-        .find(|(a, _)| *a == id)
-        .and_then(|(_, v)| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+impl From<AlertBody> for AlertSettingsBody {
+    fn from(b: AlertBody) -> Self {
+        AlertSettingsBody {
+            alert: b.alert,
+            settings: b.settings,
+        }
+    }
 }
 
+/// Every alert.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+    responses((status = 200, body = Vec<AlertBody>), CommonErrors))]
 async fn list_alerts(
     _user: AuthUser,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<AlertBody>>, ApiError> {
-    let store = &state.core.store;
-    let settings = store.list_alert_settings().await?;
-    let out = store
-        .list_alerts()
-        .await?
-        .into_iter()
-        .map(|a| {
-            let s = settings
-                .iter()
-                .find(|(id, _)| *id == a.id)
-                .and_then(|(_, v)| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default();
-            masked(a, s)
-        })
-        .collect();
+    let mut out = Vec::new();
+    for a in state.core.store.list_alerts().await? {
+        out.push(state.actions.alert_with_settings(a.id).await?.into());
+    }
     Ok(Json(out))
 }
 
+/// One alert.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses((status = 200, body = AlertBody), CommonErrors))]
 async fn get_alert(
     _user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<AlertId>,
+    PathParam(id): PathParam<AlertId>,
 ) -> Result<Json<AlertBody>, ApiError> {
-    let a = state.core.store.get_alert(id).await?;
-    let s = settings_of(&state, id).await?;
-    Ok(Json(masked(a, s)))
+    Ok(Json(state.actions.alert_with_settings(id).await?.into()))
 }
 
-fn check(body: &AlertBody) -> Result<(), ApiError> {
-    modules::validate(&body.alert.module, &body.alert.options).map_err(field_error)?;
-    body.settings.validate().map_err(field_error)
-}
-
+/// Adds an alert (admins only); module options are checked field by field.
+#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts",
+    request_body = AlertBody,
+    responses((status = 201, body = AlertBody, description = "The stored alert"), CommonErrors))]
 async fn create_alert(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(body): Json<AlertBody>,
+    Body(body): Body<AlertBody>,
 ) -> Result<(StatusCode, Json<AlertBody>), ApiError> {
-    user.require_admin()?;
-    check(&body)?;
-    let store = &state.core.store;
-    let id = store.create_alert(&body.alert).await?;
-    store
-        .set_alert_settings(
-            id,
-            &serde_json::to_value(&body.settings).map_err(ApiError::internal)?,
-        )
+    let stored = state
+        .actions
+        .create_alert(&actor(&user), &body.into())
         .await?;
-    let a = store.get_alert(id).await?;
-    prophasis_alerting::request_reload();
-    Ok((StatusCode::CREATED, Json(masked(a, body.settings))))
+    Ok((StatusCode::CREATED, Json(stored.into())))
 }
 
+/// Replaces an alert (admins only).
+#[utoipa::path(put, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    request_body = AlertBody,
+    responses((status = 200, body = AlertBody, description = "The stored alert"), CommonErrors))]
 async fn update_alert(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<AlertId>,
-    Json(mut body): Json<AlertBody>,
+    PathParam(id): PathParam<AlertId>,
+    Body(mut body): Body<AlertBody>,
 ) -> Result<Json<AlertBody>, ApiError> {
-    user.require_admin()?;
-    let store = &state.core.store;
-    let stored = store.get_alert(id).await?;
-    // A secret sent back as the API showed it (masked) keeps its stored value.
-    if stored.module == body.alert.module {
-        modules::keep_secrets(&body.alert.module, &mut body.alert.options, &stored.options);
-    }
     body.alert.id = id;
-    check(&body)?;
-    store.update_alert(&body.alert).await?;
-    store
-        .set_alert_settings(
-            id,
-            &serde_json::to_value(&body.settings).map_err(ApiError::internal)?,
-        )
+    let stored = state
+        .actions
+        .update_alert(&actor(&user), &body.into())
         .await?;
-    prophasis_alerting::request_reload();
-    Ok(Json(masked(store.get_alert(id).await?, body.settings)))
+    Ok(Json(stored.into()))
 }
 
+/// Deletes an alert (admins only); its delivery history stays.
+#[utoipa::path(delete, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses((status = 204, description = "Deleted"), CommonErrors))]
 async fn delete_alert(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<AlertId>,
+    PathParam(id): PathParam<AlertId>,
 ) -> Result<StatusCode, ApiError> {
-    user.require_admin()?;
-    state.core.store.delete_alert(id).await?;
-    prophasis_alerting::request_reload();
+    state.actions.delete_alert(&actor(&user), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestOutcome {
+    pub ok: bool,
+    /// Why delivery failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Sends a test notification through the alert's module now (admins only).
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/test", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses((status = 200, body = TestOutcome), CommonErrors))]
 async fn test_alert(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<AlertId>,
+    PathParam(id): PathParam<AlertId>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    user.require_admin()?;
-    let alert = state.core.store.get_alert(id).await?;
+) -> Result<Json<TestOutcome>, ApiError> {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let base = format!("http://{host}");
-    Ok(Json(
-        match prophasis_alerting::engine::send_test(&alert, &base).await {
-            Ok(()) => json!({"ok": true}),
-            Err(e) => json!({"ok": false, "error": e.to_string()}),
+    let outcome = state.actions.test_alert(&actor(&user), id, &base).await?;
+    Ok(Json(match outcome {
+        Ok(()) => TestOutcome {
+            ok: true,
+            error: None,
         },
-    ))
+        Err(e) => TestOutcome {
+            ok: false,
+            error: Some(e),
+        },
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Limit {
+    /// How many, newest first (1 to 1000, default 100).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000)]
     limit: i64,
 }
 
@@ -205,11 +200,41 @@ fn default_limit() -> i64 {
 }
 
 /// A notification with its attempts.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Delivery {
-    #[serde(flatten)]
-    entry: OutboxEntry,
-    attempts_made: Vec<DeliveryAttempt>,
+    id: i64,
+    /// Absent for a test send.
+    alert_id: Option<AlertId>,
+    created: i64,
+    /// What was sent (the module's input).
+    payload: serde_json::Value,
+    /// `pending`, `delivered` or `failed`.
+    state: String,
+    attempts: i64,
+    next_attempt: i64,
+    last_error: Option<String>,
+    finished: Option<i64>,
+    attempts_made: Vec<AttemptView>,
+}
+
+/// One try at sending a notification.
+#[derive(Serialize, ToSchema)]
+struct AttemptView {
+    id: i64,
+    time: i64,
+    ok: bool,
+    error: Option<String>,
+}
+
+impl From<DeliveryAttempt> for AttemptView {
+    fn from(a: DeliveryAttempt) -> Self {
+        AttemptView {
+            id: a.id,
+            time: a.time,
+            ok: a.ok,
+            error: a.error,
+        }
+    }
 }
 
 async fn with_attempts(
@@ -217,21 +242,33 @@ async fn with_attempts(
     rows: Vec<OutboxEntry>,
 ) -> Result<Vec<Delivery>, ApiError> {
     let mut out = Vec::with_capacity(rows.len());
-    for entry in rows {
-        let attempts_made = state.core.store.delivery_attempts(entry.id).await?;
+    for e in rows {
+        let attempts = state.core.store.delivery_attempts(e.id).await?;
         out.push(Delivery {
-            entry,
-            attempts_made,
+            id: e.id,
+            alert_id: e.alert_id,
+            created: e.created,
+            payload: e.payload,
+            state: e.state.as_str().to_string(),
+            attempts: e.attempts,
+            next_attempt: e.next_attempt,
+            last_error: e.last_error,
+            finished: e.finished,
+            attempts_made: attempts.into_iter().map(AttemptView::from).collect(),
         });
     }
     Ok(out)
 }
 
+/// The notifications of one alert with every delivery attempt, newest first.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/deliveries", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id"), Limit),
+    responses((status = 200, body = Vec<Delivery>), CommonErrors))]
 async fn alert_deliveries(
     _user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<AlertId>,
-    Query(q): Query<Limit>,
+    PathParam(id): PathParam<AlertId>,
+    QueryParams(q): QueryParams<Limit>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
     let rows = state
         .core
@@ -241,10 +278,14 @@ async fn alert_deliveries(
     Ok(Json(with_attempts(&state, rows).await?))
 }
 
+/// Every notification with its delivery attempts, newest first.
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "alerts",
+    params(Limit),
+    responses((status = 200, body = Vec<Delivery>), CommonErrors))]
 async fn deliveries(
     _user: AuthUser,
     State(state): State<AppState>,
-    Query(q): Query<Limit>,
+    QueryParams(q): QueryParams<Limit>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
     let rows = state
         .core
@@ -254,117 +295,148 @@ async fn deliveries(
     Ok(Json(with_attempts(&state, rows).await?))
 }
 
+/// One notification with its delivery attempts.
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "The notification's id")),
+    responses((status = 200, body = Delivery), CommonErrors))]
 async fn delivery(
     _user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    PathParam(id): PathParam<i64>,
 ) -> Result<Json<Delivery>, ApiError> {
     let row = state.core.store.get_notification(id).await?;
     let mut v = with_attempts(&state, vec![row]).await?;
     Ok(Json(v.remove(0)))
 }
 
+/// Every maintenance window.
+#[utoipa::path(get, path = "/api/v1/maintenance-windows", tag = "maintenance",
+    responses((status = 200, body = Vec<serde_json::Value>, description = "Maintenance windows with their ids"), CommonErrors))]
 async fn list_windows(
     _user: AuthUser,
     State(state): State<AppState>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let rows = state.core.store.list_maintenance_windows().await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|(id, mut v)| {
-                v["id"] = json!(id);
-                v
-            })
-            .collect(),
-    ))
+) -> Result<Json<Vec<MaintenanceWindow>>, ApiError> {
+    Ok(Json(state.actions.maintenance_windows().await?))
 }
 
-fn window_from(v: Value) -> Result<Value, ApiError> {
-    let w: MaintenanceWindow = serde_json::from_value(v)
-        .map_err(|e| ApiError::invalid("body", format!("not a maintenance window: {e}")))?;
-    w.validate().map_err(field_error)?;
-    let mut v = serde_json::to_value(&w).map_err(ApiError::internal)?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("id");
-    }
-    Ok(v)
-}
-
+/// Adds a maintenance window (admins only).
+#[utoipa::path(post, path = "/api/v1/maintenance-windows", tag = "maintenance",
+    request_body = serde_json::Value,
+    responses((status = 201, body = serde_json::Value, description = "The stored window"), CommonErrors))]
 async fn create_window(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(body): Json<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    user.require_admin()?;
-    let mut v = window_from(body)?;
-    let id = state.core.store.create_maintenance_window(&v).await?;
-    prophasis_alerting::request_reload();
-    v["id"] = json!(id);
-    Ok((StatusCode::CREATED, Json(v)))
+    Body(window): Body<MaintenanceWindow>,
+) -> Result<(StatusCode, Json<MaintenanceWindow>), ApiError> {
+    let stored = state
+        .actions
+        .create_maintenance_window(&actor(&user), &window)
+        .await?;
+    Ok((StatusCode::CREATED, Json(stored)))
 }
 
+/// Replaces a maintenance window (admins only).
+#[utoipa::path(put, path = "/api/v1/maintenance-windows/{id}", tag = "maintenance",
+    params(("id" = i64, Path, description = "The window's id")),
+    request_body = serde_json::Value,
+    responses((status = 200, body = serde_json::Value, description = "The stored window"), CommonErrors))]
 async fn update_window(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
-    user.require_admin()?;
-    let mut v = window_from(body)?;
-    state.core.store.update_maintenance_window(id, &v).await?;
-    prophasis_alerting::request_reload();
-    v["id"] = json!(id);
-    Ok(Json(v))
+    PathParam(id): PathParam<i64>,
+    Body(window): Body<MaintenanceWindow>,
+) -> Result<Json<MaintenanceWindow>, ApiError> {
+    let window = MaintenanceWindow { id, ..window };
+    Ok(Json(
+        state
+            .actions
+            .update_maintenance_window(&actor(&user), &window)
+            .await?,
+    ))
 }
 
+/// Deletes a maintenance window (admins only).
+#[utoipa::path(delete, path = "/api/v1/maintenance-windows/{id}", tag = "maintenance",
+    params(("id" = i64, Path, description = "The window's id")),
+    responses((status = 204, description = "Deleted"), CommonErrors))]
 async fn delete_window(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    PathParam(id): PathParam<i64>,
 ) -> Result<StatusCode, ApiError> {
-    user.require_admin()?;
-    state.core.store.delete_maintenance_window(id).await?;
-    prophasis_alerting::request_reload();
+    state
+        .actions
+        .delete_maintenance_window(&actor(&user), id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AckQuery {
+    /// Only acknowledgements not cleared by a health change yet.
     #[serde(default)]
     active: bool,
 }
 
+/// An acknowledgement: someone has seen a problem; it silences reminders until the
+/// health changes.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AckView {
+    pub id: i64,
+    pub entity: prophasis_model::transition::Entity,
+    pub who: String,
+    pub at: i64,
+    pub comment: String,
+    pub cleared_at: Option<i64>,
+}
+
+impl From<Acknowledgement> for AckView {
+    fn from(a: Acknowledgement) -> Self {
+        AckView {
+            id: a.id,
+            entity: a.entity,
+            who: a.who,
+            at: a.at,
+            comment: a.comment,
+            cleared_at: a.cleared_at,
+        }
+    }
+}
+
+/// Acknowledgements, newest first.
+#[utoipa::path(get, path = "/api/v1/acknowledgements", tag = "maintenance",
+    params(AckQuery),
+    responses((status = 200, body = Vec<AckView>), CommonErrors))]
 async fn list_acks(
     _user: AuthUser,
     State(state): State<AppState>,
-    Query(q): Query<AckQuery>,
-) -> Result<Json<Vec<Acknowledgement>>, ApiError> {
-    Ok(Json(
-        state.core.store.list_acknowledgements(q.active).await?,
-    ))
+    QueryParams(q): QueryParams<AckQuery>,
+) -> Result<Json<Vec<AckView>>, ApiError> {
+    let acks = state.core.store.list_acknowledgements(q.active).await?;
+    Ok(Json(acks.into_iter().map(AckView::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AckBody {
     entity: prophasis_model::transition::Entity,
     #[serde(default)]
     comment: String,
 }
 
-/// Any logged-in user may acknowledge: it silences reminders, it changes no configuration.
+/// Acknowledges a host's or service's problem. Any logged-in user may: it silences
+/// reminders and changes no configuration.
+#[utoipa::path(post, path = "/api/v1/acknowledgements", tag = "maintenance",
+    request_body = AckBody,
+    responses((status = 201, body = AckView), CommonErrors))]
 async fn create_ack(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(body): Json<AckBody>,
-) -> Result<(StatusCode, Json<Acknowledgement>), ApiError> {
-    let mut ack = Acknowledgement {
-        id: 0,
-        entity: body.entity,
-        who: user.name.clone(),
-        at: prophasis_store::now_millis(),
-        comment: body.comment,
-        cleared_at: None,
-    };
-    ack.id = state.core.store.add_acknowledgement(&ack).await?;
-    Ok((StatusCode::CREATED, Json(ack)))
+    Body(body): Body<AckBody>,
+) -> Result<(StatusCode, Json<AckView>), ApiError> {
+    let ack = state
+        .actions
+        .acknowledge(&actor(&user), body.entity, &body.comment)
+        .await?;
+    Ok((StatusCode::CREATED, Json(ack.into())))
 }

@@ -6,7 +6,61 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use prophasis_store::StoreError;
+use serde::Serialize;
 use serde_json::json;
+
+use crate::actions::{ActionError, ErrorKind};
+
+/// The error body every failing API call answers with (for the OpenAPI document; the
+/// response itself is built in `into_response`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid`, `duplicate`, `not_found`, `forbidden`, …
+    pub code: String,
+    /// For people: what went wrong and what to do.
+    pub message: String,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The failures any authenticated call may answer with, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CommonErrors {
+    /// No or wrong credentials.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// A viewer asked for a change.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such entity.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The same name exists, or a rule about the whole system refuses it.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The body could not be read (not JSON, wrong content type).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// The body is too large.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The content type is not JSON.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// A value is invalid; `field` names it.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// A failure of the server; the detail is in its log.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -81,6 +135,26 @@ impl From<StoreError> for ApiError {
             code,
             message: e.to_string(),
             field,
+        }
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        let (status, code) = match e.kind() {
+            ErrorKind::Forbidden => return ApiError::forbidden(),
+            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ErrorKind::Duplicate => (StatusCode::CONFLICT, "duplicate"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::MissingReference => (StatusCode::UNPROCESSABLE_ENTITY, "missing_reference"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Internal => return ApiError::internal(e),
+        };
+        ApiError {
+            status,
+            code,
+            field: e.field().map(str::to_string),
+            message: e.to_string(),
         }
     }
 }
