@@ -4,6 +4,7 @@
 //! The server is wiring: it owns no domain rules (those are in `prophasis-model`), no
 //! storage backend (`prophasis-store`) and no Lua (`prophasis-classifier`).
 
+pub mod actions;
 pub mod app;
 pub mod catalog;
 pub mod config;

@@ -47,6 +47,14 @@ pub struct CredentialCache {
     ok: Mutex<HashMap<[u8; 32], (AuthUser, Instant)>>,
 }
 
+impl CredentialCache {
+    /// Forgets every remembered verification, so a changed password, role or deleted user
+    /// takes effect on the next request instead of up to a minute later.
+    pub fn forget_all(&self) {
+        self.ok.lock().expect("credential cache").clear();
+    }
+}
+
 /// Hashes a password for storage.
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);

@@ -17,6 +17,7 @@ use prophasis_classifier::{NoHistory, Sample};
 use prophasis_model::{Health, HostId, ResultType};
 use serde::{Deserialize, Serialize};
 
+use crate::actions::Actions;
 use crate::app::Core;
 use crate::ui::{self, UiState};
 use auth::{AuthUser, CredentialCache};
@@ -25,6 +26,8 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub core: Core,
+    /// Every configuration change goes through here (shared with the UI and the CLI).
+    pub actions: Actions,
     pub credentials: Arc<CredentialCache>,
     /// An argon2 hash of nothing anyone knows, checked for unknown user names.
     pub dummy_hash: String,
@@ -38,9 +41,11 @@ impl AppState {
             .expect("argon2 hashing works");
         let ui = Arc::new(UiState::new());
         ui::live::spawn_sampler(core.clone(), Arc::downgrade(&ui));
+        let credentials: Arc<CredentialCache> = Arc::default();
         AppState {
+            actions: Actions::new(core.clone(), credentials.clone()),
             core,
-            credentials: Arc::default(),
+            credentials,
             dummy_hash,
             ui,
         }
