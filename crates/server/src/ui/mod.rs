@@ -45,6 +45,7 @@
 
 pub mod assets;
 pub mod charts;
+pub mod config;
 pub mod dashboards;
 pub mod live;
 pub mod logs;
@@ -194,6 +195,7 @@ pub fn routes() -> Router<AppState> {
         .merge(dashboards::routes())
         .merge(logs::routes())
         .merge(live::routes())
+        .merge(config::routes())
 }
 
 /// Why a page could not be shown. Renders `error.html`; the detail of an internal error
