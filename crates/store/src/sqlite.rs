@@ -157,14 +157,89 @@ pub(crate) async fn list_tables(conn: &mut SqliteConnection) -> Result<Vec<Strin
     .await?)
 }
 
-/// Writes a prepared batch inside the open write transaction, through SQLite's C API on
-/// the connection sqlx holds (see [`fast::write_batch`] for why).
+/// Rows per multi-row INSERT: large enough that the per-statement cost (a round trip to
+/// sqlx's worker thread) vanishes, small enough to stay far below SQLite's 32766 bound
+/// parameters.
+const ROWS_PER_STATEMENT: usize = 400;
+
+fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push(',');
+            }
+            // Anonymous `?`: with `$N`, binding looks every name up in a list that
+            // SQLite scans linearly, which is quadratic in the number of parameters.
+            sql.push('?');
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
 pub(crate) async fn write_batch(conn: &mut SqliteConnection, p: &Prepared<'_>) -> Result<()> {
-    let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    // SAFETY: `db` is the write transaction's connection, locked by `handle` until the
-    // end of this function; `p` outlives the call.
-    unsafe { fast::write_batch(db, p) }
+    use crate::ingest::sql::*;
+    for chunk in p.rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(INSERT_RESULTS, 8, chunk.len(), UPSERT_RESULTS);
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.host_id)
+                .bind(r.plugin_pk)
+                .bind(r.ts)
+                .bind(r.check_id)
+                .bind(r.value)
+                .bind(r.message)
+                .bind(r.result_type)
+                .bind(r.classification);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for chunk in p.latest.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(INSERT_LATEST, 8, chunk.len(), UPSERT_LATEST);
+        let mut q = sqlx::query(&sql);
+        for i in chunk {
+            let r = &p.rows[*i];
+            q = q
+                .bind(r.host_id)
+                .bind(r.plugin_pk)
+                .bind(r.ts)
+                .bind(r.check_id)
+                .bind(r.value)
+                .bind(r.message)
+                .bind(r.result_type)
+                .bind(r.classification);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for chunk in p.rollups.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(INSERT_ROLLUPS, 10, chunk.len(), UPSERT_ROLLUPS);
+        let mut q = sqlx::query(&sql);
+        for a in chunk {
+            q = q
+                .bind(a.host_id)
+                .bind(a.plugin_pk)
+                .bind(a.resolution)
+                .bind(a.bucket)
+                .bind(a.min)
+                .bind(a.max)
+                .bind(a.sum)
+                .bind(a.n_value)
+                .bind(a.n_all)
+                .bind(a.worst);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Flushes the WAL into the main file first, so the file size is what the data takes.
@@ -191,13 +266,11 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
     })
 }
 
-/// The hot paths straight on the SQLite library: long range reads (a 30-day graph is
-/// 43,200 results) and the writes of a results batch. sqlx's SQLite driver runs statements
-/// on a worker thread, hands every row across a channel as an owned row object and binds
-/// parameters through its own argument buffer, which cost several microseconds per row;
-/// on these paths that was a large share of the time. This module steps prepared
-/// statements on the connection sqlx holds (locked for the duration) and builds the model
-/// values directly.
+/// Reads of long ranges (a 30-day graph is 43,200 results) straight from the SQLite
+/// library. sqlx's SQLite driver runs statements on a worker thread and hands every row
+/// across a channel as an owned row object, which costs several microseconds per row; on
+/// this path that was most of the time. This module steps one prepared statement on the
+/// connection sqlx holds (locked for the duration) and builds the model values directly.
 pub(crate) mod fast {
     use std::ffi::{c_int, CStr};
     use std::ptr;
@@ -208,7 +281,6 @@ pub(crate) mod fast {
 
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
-    use crate::ingest::{Agg, Prepared, Row};
 
     /// A prepared statement finalized on every way out.
     struct Stmt {
@@ -316,123 +388,6 @@ pub(crate) mod fast {
             let v = self.i64(col);
             i16::try_from(v).map_err(|_| StoreError::Corrupt(format!("code {v}")))
         }
-
-        fn check(&self, rc: c_int) -> Result<()> {
-            if rc == ffi::SQLITE_OK {
-                Ok(())
-            } else {
-                Err(error(self.db, rc))
-            }
-        }
-
-        fn bind_i64(&mut self, idx: c_int, v: i64) -> Result<()> {
-            // SAFETY: valid statement, see `prepare`.
-            self.check(unsafe { ffi::sqlite3_bind_int64(self.raw, idx, v) })
-        }
-
-        fn bind_opt_i64(&mut self, idx: c_int, v: Option<i64>) -> Result<()> {
-            match v {
-                Some(v) => self.bind_i64(idx, v),
-                // SAFETY: as above.
-                None => self.check(unsafe { ffi::sqlite3_bind_null(self.raw, idx) }),
-            }
-        }
-
-        fn bind_opt_f64(&mut self, idx: c_int, v: Option<f64>) -> Result<()> {
-            // SAFETY: as above.
-            self.check(unsafe {
-                match v {
-                    Some(v) => ffi::sqlite3_bind_double(self.raw, idx, v),
-                    None => ffi::sqlite3_bind_null(self.raw, idx),
-                }
-            })
-        }
-
-        /// Binds without a copy: the caller's text must outlive the statement, which
-        /// holds for the batch being written (it is borrowed for the whole write).
-        fn bind_borrowed_text(&mut self, idx: c_int, t: &str) -> Result<()> {
-            // SAFETY: as above; SQLITE_STATIC is sound because `t` outlives `self` (see
-            // the callers: the statement is finalized before the batch is released).
-            self.check(unsafe {
-                ffi::sqlite3_bind_text(
-                    self.raw,
-                    idx,
-                    t.as_ptr().cast(),
-                    t.len() as c_int,
-                    ffi::SQLITE_STATIC(),
-                )
-            })
-        }
-
-        /// Runs a statement that returns no rows and readies it for the next bindings.
-        fn run(&mut self) -> Result<()> {
-            let stepped = self.step();
-            // SAFETY: valid statement; reset keeps the bindings, which are all replaced
-            // before the next run.
-            let reset = unsafe { ffi::sqlite3_reset(self.raw) };
-            match stepped {
-                Ok(true) => Err(StoreError::Corrupt("an insert returned rows".into())),
-                Ok(false) => self.check(reset),
-                Err(e) => Err(e),
-            }
-        }
-
-        fn bind_result_row(&mut self, r: &Row<'_>) -> Result<()> {
-            self.bind_i64(1, r.host_id)?;
-            self.bind_i64(2, r.plugin_pk as i64)?;
-            self.bind_i64(3, r.ts)?;
-            self.bind_opt_i64(4, r.check_id)?;
-            self.bind_opt_f64(5, r.value)?;
-            self.bind_borrowed_text(6, r.message)?;
-            self.bind_i64(7, r.result_type as i64)?;
-            self.bind_i64(8, r.classification as i64)
-        }
-
-        fn bind_rollup(&mut self, a: &Agg) -> Result<()> {
-            self.bind_i64(1, a.host_id)?;
-            self.bind_i64(2, a.plugin_pk as i64)?;
-            self.bind_i64(3, a.resolution as i64)?;
-            self.bind_i64(4, a.bucket)?;
-            self.bind_opt_f64(5, a.min)?;
-            self.bind_opt_f64(6, a.max)?;
-            self.bind_opt_f64(7, Some(a.sum))?;
-            self.bind_i64(8, a.n_value)?;
-            self.bind_i64(9, a.n_all)?;
-            self.bind_i64(10, a.worst as i64)
-        }
-    }
-
-    /// Writes a prepared batch with one single-row statement per table, prepared once and
-    /// re-run per row. sqlx's path (multi-row `VALUES` bound through its argument buffer
-    /// and handed to its worker thread) cost about as much as SQLite's own B-tree work;
-    /// here each row is a handful of bind calls and one step.
-    ///
-    /// SAFETY: `db` must be the connection of the open write transaction, locked by the
-    /// caller (sqlx's handle lock) for the duration of the call.
-    pub(crate) unsafe fn write_batch(db: *mut ffi::sqlite3, p: &Prepared<'_>) -> Result<()> {
-        use crate::ingest::sql::*;
-        let one_row = |head: &str, columns: usize, tail: &str| {
-            let marks = vec!["?"; columns].join(",");
-            format!("{head} VALUES ({marks}) {tail}")
-        };
-        let mut results = Stmt::prepare(db, &one_row(INSERT_RESULTS, 8, UPSERT_RESULTS), &[])?;
-        for r in &p.rows {
-            results.bind_result_row(r)?;
-            results.run()?;
-        }
-        drop(results);
-        let mut latest = Stmt::prepare(db, &one_row(INSERT_LATEST, 8, UPSERT_LATEST), &[])?;
-        for i in &p.latest {
-            latest.bind_result_row(&p.rows[*i])?;
-            latest.run()?;
-        }
-        drop(latest);
-        let mut rollups = Stmt::prepare(db, &one_row(INSERT_ROLLUPS, 10, UPSERT_ROLLUPS), &[])?;
-        for a in &p.rollups {
-            rollups.bind_rollup(a)?;
-            rollups.run()?;
-        }
-        Ok(())
     }
 
     const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = ?2)";
