@@ -715,3 +715,73 @@ alerts:
         "{e}"
     );
 }
+
+/// The same commands on PostgreSQL: a file exported from SQLite imports into a fresh
+/// PostgreSQL database (after `migrate`) and exports back identically.
+#[test]
+fn export_from_sqlite_imports_into_postgresql() {
+    let admin = std::env::var("PROPHASIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("prophasis_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        let o = Command::new("psql")
+            .args([admin.as_str(), "-qc", sql])
+            .output()
+            .expect("this test needs psql and PostgreSQL on 127.0.0.1:5432 (apt-get install postgresql)");
+        assert!(
+            o.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+
+    let src = data_dir();
+    let work = data_dir();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(
+            Store::open(&format!("sqlite://{}/prophasis.db", s(src.path())))
+                .await
+                .unwrap(),
+        );
+        populate(store.clone(), work.path()).await;
+        store.close().await;
+    });
+    let file = work.path().join("config.yaml");
+    let text = ok(
+        &[
+            "export",
+            "--include-secrets",
+            "--packages",
+            s(work.path()),
+            "--data",
+            s(src.path()),
+        ],
+        None,
+    );
+    write(&file, &text);
+
+    let config = work.path().join("pg.toml");
+    write(
+        &config,
+        &format!("database = {url:?}\ndata_dir = {:?}\n", s(work.path())),
+    );
+    let c = s(&config);
+    let m = ok(&["migrate", "--config", c], None);
+    assert!(m.contains("schema version before: none"), "{m}");
+    let applied = ok(&["import", s(&file), "--config", c], None);
+    assert!(applied.contains("imported: 12 created"), "{applied}");
+    assert_eq!(
+        ok(&["export", "--include-secrets", "--config", c], None),
+        text
+    );
+    let again = ok(&["import", s(&file), "--dry-run", "--config", c], None);
+    assert!(
+        again.contains("0 to create, 0 to update, 12 unchanged"),
+        "{again}"
+    );
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}
