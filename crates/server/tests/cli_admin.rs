@@ -785,3 +785,92 @@ fn export_from_sqlite_imports_into_postgresql() {
     );
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }
+
+/// A write that fails half way (here: another admin deleted the plugin a check of the file
+/// uses, between the check of the file and the apply) undoes what was already written.
+#[test]
+fn a_failed_import_is_undone() {
+    use prophasis::actions::config_io::{
+        CheckDoc, ConfigDoc, HostDoc, HostGroupDoc, ImportError, FORMAT,
+    };
+    let dir = data_dir();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(
+            Store::open(&format!("sqlite://{}/prophasis.db", s(dir.path())))
+                .await
+                .unwrap(),
+        );
+        let a = Actions::offline(store.clone());
+        let me = Actor::command_line();
+        let host = |name: &str| HostDoc {
+            name: name.into(),
+            address: "10.1.1.1".into(),
+            port: 4048,
+            description: String::new(),
+            enabled: true,
+            tls_fingerprint: None,
+            auth_key: Some("k-0123456789abcdef".into()),
+        };
+        let doc = ConfigDoc {
+            format: FORMAT,
+            hosts: vec![host("a"), host("b")],
+            host_groups: vec![HostGroupDoc {
+                name: "g".into(),
+                description: String::new(),
+                hosts: vec!["a".into()],
+                host_groups: vec![],
+            }],
+            plugins: vec![],
+            checks: vec![CheckDoc {
+                name: "c".into(),
+                description: String::new(),
+                hosts: vec!["a".into()],
+                host_groups: vec!["g".into()],
+                plugins: vec!["org.prophasis.heartbeat".into()],
+                plugin_args: Default::default(),
+            }],
+            schedules: vec![],
+            services: vec![],
+            alerts: vec![],
+            classifier_overrides: vec![],
+        };
+        let pkg = dir.path().join("heartbeat.tar.gz");
+        let plugin_dir = format!("{}/../../plugins/heartbeat", env!("CARGO_MANIFEST_DIR"));
+        ok(&["plugin", "pack", &plugin_dir, "-o", s(&pkg)], None);
+        a.install_plugin(&me, std::fs::read(&pkg).unwrap(), None)
+            .await
+            .unwrap();
+        let plan = a.plan_import(&doc, &[]).await.unwrap();
+        assert_eq!(plan.steps.len(), 4);
+        a.delete_plugin(&me, "org.prophasis.heartbeat")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let r = a
+            .apply_import(&me, &plan, |n, _, step| seen.push(format!("{n} {step}")))
+            .await;
+        match r {
+            Err(ImportError::Failed { step, undone, .. }) => {
+                assert_eq!(step, "+ check c");
+                assert_eq!(
+                    undone, 3,
+                    "hosts a, b and group g had been written and must be undone"
+                );
+            }
+            other => panic!("expected a failed, undone import, got {other:?}"),
+        }
+        assert_eq!(
+            seen,
+            vec![
+                "1 + host a",
+                "2 + host b",
+                "3 + host group g",
+                "4 + check c"
+            ]
+        );
+        assert!(store.list_hosts().await.unwrap().is_empty());
+        assert!(store.list_host_groups().await.unwrap().is_empty());
+        assert!(store.list_checks().await.unwrap().is_empty());
+    });
+}
