@@ -715,3 +715,162 @@ alerts:
         "{e}"
     );
 }
+
+/// The same commands on PostgreSQL: a file exported from SQLite imports into a fresh
+/// PostgreSQL database (after `migrate`) and exports back identically.
+#[test]
+fn export_from_sqlite_imports_into_postgresql() {
+    let admin = std::env::var("PROPHASIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("prophasis_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        let o = Command::new("psql")
+            .args([admin.as_str(), "-qc", sql])
+            .output()
+            .expect("this test needs psql and PostgreSQL on 127.0.0.1:5432 (apt-get install postgresql)");
+        assert!(
+            o.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+
+    let src = data_dir();
+    let work = data_dir();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(
+            Store::open(&format!("sqlite://{}/prophasis.db", s(src.path())))
+                .await
+                .unwrap(),
+        );
+        populate(store.clone(), work.path()).await;
+        store.close().await;
+    });
+    let file = work.path().join("config.yaml");
+    let text = ok(
+        &[
+            "export",
+            "--include-secrets",
+            "--packages",
+            s(work.path()),
+            "--data",
+            s(src.path()),
+        ],
+        None,
+    );
+    write(&file, &text);
+
+    let config = work.path().join("pg.toml");
+    write(
+        &config,
+        &format!("database = {url:?}\ndata_dir = {:?}\n", s(work.path())),
+    );
+    let c = s(&config);
+    let m = ok(&["migrate", "--config", c], None);
+    assert!(m.contains("schema version before: none"), "{m}");
+    let applied = ok(&["import", s(&file), "--config", c], None);
+    assert!(applied.contains("imported: 12 created"), "{applied}");
+    assert_eq!(
+        ok(&["export", "--include-secrets", "--config", c], None),
+        text
+    );
+    let again = ok(&["import", s(&file), "--dry-run", "--config", c], None);
+    assert!(
+        again.contains("0 to create, 0 to update, 12 unchanged"),
+        "{again}"
+    );
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+/// A write that fails half way (here: another admin deleted the plugin a check of the file
+/// uses, between the check of the file and the apply) undoes what was already written.
+#[test]
+fn a_failed_import_is_undone() {
+    use prophasis::actions::config_io::{
+        CheckDoc, ConfigDoc, HostDoc, HostGroupDoc, ImportError, FORMAT,
+    };
+    let dir = data_dir();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(
+            Store::open(&format!("sqlite://{}/prophasis.db", s(dir.path())))
+                .await
+                .unwrap(),
+        );
+        let a = Actions::offline(store.clone());
+        let me = Actor::command_line();
+        let host = |name: &str| HostDoc {
+            name: name.into(),
+            address: "10.1.1.1".into(),
+            port: 4048,
+            description: String::new(),
+            enabled: true,
+            tls_fingerprint: None,
+            auth_key: Some("k-0123456789abcdef".into()),
+        };
+        let doc = ConfigDoc {
+            format: FORMAT,
+            hosts: vec![host("a"), host("b")],
+            host_groups: vec![HostGroupDoc {
+                name: "g".into(),
+                description: String::new(),
+                hosts: vec!["a".into()],
+                host_groups: vec![],
+            }],
+            plugins: vec![],
+            checks: vec![CheckDoc {
+                name: "c".into(),
+                description: String::new(),
+                hosts: vec!["a".into()],
+                host_groups: vec!["g".into()],
+                plugins: vec!["org.prophasis.heartbeat".into()],
+                plugin_args: Default::default(),
+            }],
+            schedules: vec![],
+            services: vec![],
+            alerts: vec![],
+            classifier_overrides: vec![],
+        };
+        let pkg = dir.path().join("heartbeat.tar.gz");
+        let plugin_dir = format!("{}/../../plugins/heartbeat", env!("CARGO_MANIFEST_DIR"));
+        ok(&["plugin", "pack", &plugin_dir, "-o", s(&pkg)], None);
+        a.install_plugin(&me, std::fs::read(&pkg).unwrap(), None)
+            .await
+            .unwrap();
+        let plan = a.plan_import(&doc, &[]).await.unwrap();
+        assert_eq!(plan.steps.len(), 4);
+        a.delete_plugin(&me, "org.prophasis.heartbeat")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let r = a
+            .apply_import(&me, &plan, |n, _, step| seen.push(format!("{n} {step}")))
+            .await;
+        match r {
+            Err(ImportError::Failed { step, undone, .. }) => {
+                assert_eq!(step, "+ check c");
+                assert_eq!(
+                    undone, 3,
+                    "hosts a, b and group g had been written and must be undone"
+                );
+            }
+            other => panic!("expected a failed, undone import, got {other:?}"),
+        }
+        assert_eq!(
+            seen,
+            vec![
+                "1 + host a",
+                "2 + host b",
+                "3 + host group g",
+                "4 + check c"
+            ]
+        );
+        assert!(store.list_hosts().await.unwrap().is_empty());
+        assert!(store.list_host_groups().await.unwrap().is_empty());
+        assert!(store.list_checks().await.unwrap().is_empty());
+    });
+}
