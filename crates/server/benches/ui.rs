@@ -250,6 +250,31 @@ async fn run() {
         ms(max)
     );
 
+    // Baseline in the same run: what the chart data would cost without rollups and
+    // reduction — every raw result of the 30 days, serialized as JSON.
+    let mut raw_times = Vec::new();
+    let mut raw_bytes = 0;
+    for r in 0..runs.min(5) + 1 {
+        let t0 = Instant::now();
+        let mut bytes = 0;
+        for p in &plugins {
+            let rows = store.results_range(h, p, start, now).await.unwrap();
+            bytes += serde_json::to_vec(&rows).unwrap().len();
+        }
+        if r >= 1 {
+            raw_times.push(t0.elapsed());
+        }
+        raw_bytes = bytes;
+    }
+    let (raw_p50, _, _) = summary(raw_times);
+    println!(
+        "baseline: the 10 series as raw results ({} rows, {} KiB of JSON): median {} — ratio {:.1}x",
+        n * plugins.len() as i64,
+        raw_bytes / 1024,
+        ms(raw_p50),
+        raw_p50.as_secs_f64() / p50.as_secs_f64()
+    );
+
     // --- 2. The host health list with 10,000 hosts -------------------------------------
     let loading = Instant::now();
     for i in 1..n_hosts {
