@@ -115,8 +115,8 @@ macro_rules! dispatch {
 mod alerting;
 pub use alerting::{Acknowledgement, AttemptOutcome, DeliveryAttempt, DeliveryState, OutboxEntry};
 mod web;
-pub use web::{Dashboard, WebSession};
 pub use tokens::{ApiToken, TokenOwner};
+pub use web::{Dashboard, WebSession};
 
 /// What deleting an entity would take with it: row counts by kind, every kind listed
 /// (zero included) so the UI can show a stable list.
