@@ -207,6 +207,11 @@ async fn metrics_in_prometheus_text_format() {
         })
         .await
         .unwrap();
+    // A notification waiting in the outbox (no alerting engine runs here to send it).
+    store
+        .enqueue_notification(None, &serde_json::json!({}), i64::MAX / 2)
+        .await
+        .unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (core, _tasks) = prophasis::app::Core::start(store, &Config::default(), tx)
         .await
@@ -243,6 +248,11 @@ async fn metrics_in_prometheus_text_format() {
     );
     assert!(
         text.contains(r#"prophasis_host_severity{id="1",host="web \"1\""} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("prophasis_outbox_notifications{state=\"pending\"} 1\n")
+            && text.contains("prophasis_outbox_notifications{state=\"failed\"} 0\n"),
         "{text}"
     );
     // Every sample line is `name{labels} value` or `name value`.

@@ -160,6 +160,23 @@ impl Store {
         dispatch!(self, list_notifications(alert, limit))
     }
     /// Oldest first.
+    /// How many notifications are in each delivery state, every state listed (zero
+    /// included), for `/metrics`.
+    pub async fn notification_counts(&self) -> Result<Vec<(DeliveryState, i64)>> {
+        let found: Vec<(DeliveryState, i64)> = dispatch!(self, notification_counts())?;
+        Ok([
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+        ]
+        .into_iter()
+        .map(|s| {
+            let n = found.iter().find(|(f, _)| *f == s).map_or(0, |(_, n)| *n);
+            (s, n)
+        })
+        .collect())
+    }
+
     pub async fn delivery_attempts(&self, outbox_id: i64) -> Result<Vec<DeliveryAttempt>> {
         dispatch!(self, delivery_attempts(outbox_id))
     }

@@ -2520,6 +2520,18 @@ pub(crate) async fn get_notification(pool: &Pool, id: i64) -> Result<OutboxEntry
     outbox_from(&row)
 }
 
+pub(crate) async fn notification_counts(pool: &Pool) -> Result<Vec<(DeliveryState, i64)>> {
+    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM alert_outbox GROUP BY state")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok((DeliveryState::parse(&state)?, r.try_get::<i64, _>("n")?))
+        })
+        .collect()
+}
+
 pub(crate) async fn list_notifications(
     pool: &Pool,
     alert: Option<AlertId>,

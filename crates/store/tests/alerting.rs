@@ -85,6 +85,14 @@ async fn outbox_records_attempts_and_final_state(s: &Store) {
         0,
         "finished at 3000"
     );
+    assert_eq!(
+        s.notification_counts().await.unwrap(),
+        [
+            (DeliveryState::Pending, 1),
+            (DeliveryState::Delivered, 1),
+            (DeliveryState::Failed, 0)
+        ]
+    );
     assert_eq!(s.prune_notifications(3_001).await.unwrap(), 1);
     assert!(s.delivery_attempts(id).await.unwrap().is_empty());
     let left = s.list_notifications(None, 10).await.unwrap();

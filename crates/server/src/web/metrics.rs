@@ -129,6 +129,16 @@ pub async fn metrics(_user: AuthUser, State(state): State<AppState>) -> impl Int
             "prophasis_dispatch_queue_depth{{id=\"{host}\",host=\"{name}\"}} {d}"
         );
     }
+    if let Ok(counts) = state.core.store.notification_counts().await {
+        let _ = writeln!(out, "# HELP prophasis_outbox_notifications Alert notifications in the outbox by delivery state (pending: waiting for an attempt; failed: every attempt failed).\n# TYPE prophasis_outbox_notifications gauge");
+        for (s, n) in counts {
+            let _ = writeln!(
+                out,
+                "prophasis_outbox_notifications{{state=\"{}\"}} {n}",
+                s.as_str()
+            );
+        }
+    }
     if let Ok(log) = state.core.store.unread_log_count().await {
         let _ = writeln!(out, "# HELP prophasis_system_log_unread Unread system log messages.\n# TYPE prophasis_system_log_unread gauge\nprophasis_system_log_unread {log}");
     }
