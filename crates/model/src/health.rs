@@ -54,6 +54,11 @@ impl Health {
     }
 }
 
+/// The order of every health list people see (UI and API alike): worst first, then by name.
+pub fn worst_first(a: (Health, &str), b: (Health, &str)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
+}
+
 impl fmt::Display for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -134,6 +139,26 @@ impl FromStr for Classification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_put_the_worst_first_then_sort_by_name() {
+        let mut rows = [
+            (Health::Ok, "b"),
+            (Health::Critical, "z"),
+            (Health::NoData, "a"),
+            (Health::Ok, "a"),
+        ];
+        rows.sort_by(|x, y| worst_first(*x, *y));
+        assert_eq!(
+            rows,
+            [
+                (Health::Critical, "z"),
+                (Health::Ok, "a"),
+                (Health::Ok, "b"),
+                (Health::NoData, "a"),
+            ]
+        );
+    }
 
     #[test]
     fn severity_order_matches_design() {

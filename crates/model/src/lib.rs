@@ -12,5 +12,5 @@ pub mod transition;
 pub mod validate;
 
 pub use entities::*;
-pub use health::{Classification, Health, UnknownHealth};
+pub use health::{worst_first, Classification, Health, UnknownHealth};
 pub use validate::{Validate, ValidationError};

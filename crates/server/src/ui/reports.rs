@@ -13,7 +13,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use minijinja::{context, Value};
-use prophasis_model::{CheckResult, Health, HostId, Member, Millis, Plugin, Service, ServiceId};
+use prophasis_model::{
+    worst_first, CheckResult, Health, HostId, Member, Millis, Plugin, Service, ServiceId,
+};
 use prophasis_store::now_millis;
 use serde::{Deserialize, Serialize};
 
@@ -74,11 +76,7 @@ fn service_rows(catalog: &Catalog, health: &HashMap<i64, Health>) -> Vec<Row> {
 }
 
 fn sort_worst_first(rows: &mut [Row]) {
-    rows.sort_by(|a, b| b.health.cmp(&a.health).then_with(|| a.name.cmp(&b.name)));
-}
-
-fn is_problem(h: Health) -> bool {
-    !matches!(h, Health::Ok | Health::NoData)
+    rows.sort_by(|a, b| worst_first((a.health, &a.name), (b.health, &b.name)));
 }
 
 fn counts(rows: &[Row]) -> Vec<(&'static str, usize)> {
@@ -102,12 +100,12 @@ async fn overview(user: SessionUser, State(state): State<AppState>) -> Result<Re
     let services = service_rows(&catalog, &sh);
     let problems: Vec<Value> = hosts
         .iter()
-        .filter(|r| is_problem(r.health))
+        .filter(|r| r.health.is_problem())
         .map(|r| context! { kind => "host", ..Value::from_serialize(r) })
         .chain(
             services
                 .iter()
-                .filter(|r| is_problem(r.health))
+                .filter(|r| r.health.is_problem())
                 .map(|r| context! { kind => "service", ..Value::from_serialize(r) }),
         )
         .take(100)

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use prophasis_model::{Health, HostGroupId, HostId, ServiceId};
+use prophasis_model::{worst_first, Health, HostGroupId, HostId, ServiceId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -55,7 +55,7 @@ pub(crate) fn hosts_worst_first(state: &AppState) -> Vec<HostHealth> {
             health: health.host(h.id),
         })
         .collect();
-    out.sort_by(|a, b| b.health.cmp(&a.health).then_with(|| a.name.cmp(&b.name)));
+    out.sort_by(|a, b| worst_first((a.health, &a.name), (b.health, &b.name)));
     out
 }
 
@@ -89,7 +89,7 @@ async fn host_group_health(
                 .unwrap_or(Health::NoData),
         })
         .collect();
-    out.sort_by(|a, b| b.health.cmp(&a.health).then_with(|| a.name.cmp(&b.name)));
+    out.sort_by(|a, b| worst_first((a.health, &a.name), (b.health, &b.name)));
     Json(out)
 }
 
@@ -111,6 +111,6 @@ async fn service_health(
             health: health.service(s.id),
         })
         .collect();
-    out.sort_by(|a, b| b.health.cmp(&a.health).then_with(|| a.name.cmp(&b.name)));
+    out.sort_by(|a, b| worst_first((a.health, &a.name), (b.health, &b.name)));
     Json(out)
 }
