@@ -15,7 +15,6 @@ use prophasis::config::Config;
 use prophasis::web::{router, AppState};
 use prophasis_model::{CheckResult, Classification, Host, ResultType, Role, User};
 use prophasis_store::{now_millis, Store};
-use tower::ServiceExt;
 
 struct Ui {
     app: axum::Router,
@@ -64,34 +63,7 @@ impl FindService for Arc<Store> {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-async fn send(app: &axum::Router, req: Request<Body>) -> Reply {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 8 << 20)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
+use common::reply::{send, Reply};
 
 fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
     let mut b = Request::get(path);

@@ -3,6 +3,8 @@
 //! roles, login throttling and logout behave; forms show validation messages next to
 //! their field; chart data is reduced to the requested width.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,7 +18,6 @@ use prophasis_model::{
     Role, Service, SystemLogMessage, User,
 };
 use prophasis_store::{now_millis, Store};
-use tower::ServiceExt;
 
 struct Ui {
     app: axum::Router,
@@ -147,34 +148,7 @@ async fn ui() -> Ui {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-async fn send(app: &axum::Router, req: Request<Body>) -> Reply {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 8 << 20)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
+use common::reply::send;
 
 fn form_post(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
     let mut b =
