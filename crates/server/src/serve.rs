@@ -114,7 +114,9 @@ pub async fn start(
         .clone();
     alerting.seed_service_health(services);
     let (web_stop, stopped) = oneshot::channel::<()>();
-    let app = web::router(AppState::with_secure_cookies(core.clone(), tls.is_some()));
+    // Behind a reverse proxy that terminates TLS, `public_url` says what the browser sees.
+    let secure_cookies = tls.is_some() || config.public_url.starts_with("https://");
+    let app = web::router(AppState::with_secure_cookies(core.clone(), secure_cookies));
     let scheme = config.scheme();
     tracing::info!("web UI and API at {scheme}://{addr}/");
     let web = match tls {

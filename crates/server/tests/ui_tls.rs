@@ -36,6 +36,10 @@ struct Server {
 }
 
 async fn server(tls: Option<TlsConfig>) -> Server {
+    server_with(tls, "").await
+}
+
+async fn server_with(tls: Option<TlsConfig>, public_url: &str) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data = tempdir();
     let store = open_store(data.path()).await;
@@ -45,6 +49,7 @@ async fn server(tls: Option<TlsConfig>) -> Server {
         .unwrap();
     let mut config = config(data.path());
     config.tls = tls;
+    config.public_url = public_url.into();
     let running = prophasis::serve::start(&config, store, None)
         .await
         .expect("server starts");
@@ -345,4 +350,15 @@ fn check_config_names_the_certificate_file_at_fault() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("tls: off"));
+}
+
+/// Behind a reverse proxy that terminates TLS the browser only sees https, which
+/// `public_url` states: the cookie must then be `Secure` although Prophasis speaks HTTP.
+#[tokio::test]
+async fn behind_an_https_proxy_the_cookie_is_secure() {
+    let s = server_with(None, "https://monitor.example.com").await;
+    let base = format!("http://{}", s.running.addr);
+    let (set_cookie, _) = log_in(&client(None), &base, &s.password).await;
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    s.running.stop().await;
 }
