@@ -72,6 +72,7 @@ struct Ids {
     schedule: i64,
     service: i64,
     alert: i64,
+    window: i64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,12 +146,16 @@ fn id_in(url: &str, after: &str) -> i64 {
         .unwrap_or_else(|| panic!("no id after {after} in {url}"))
 }
 
-/// Presses a form's submit button (the primary one) and waits for the page it leads to:
-/// a new document whose path matches `path` (a regular expression) and that shows no
-/// form errors.
+/// Presses a form's primary submit button and waits for the page it leads to.
 async fn submit(b: &Browser, path: &str) {
+    press(b, "main form.form button[type=submit].primary", path).await;
+}
+
+/// Presses the button `css` and waits for the page it leads to: a new document whose path
+/// matches `path` (a regular expression) and that shows no form errors.
+async fn press(b: &Browser, css: &str, path: &str) {
     b.eval("window.__submitted = true; return 1;", vec![]).await;
-    b.click("main form.form button[type=submit].primary").await;
+    b.click(css).await;
     b.wait_js(
         &format!(
             "!window.__submitted && document.readyState === 'complete' && \
@@ -158,6 +163,32 @@ async fn submit(b: &Browser, path: &str) {
              !document.querySelector('.form-errors, .field.invalid, section.error-page')"
         ),
         &format!("the form to be accepted and {path} to open"),
+        WAIT,
+    )
+    .await;
+}
+
+/// Logs out with the header's button and waits for the login page it leads to, so the
+/// next navigation does not race the logout.
+async fn log_out(b: &Browser) {
+    b.click("form[action='/logout'] button").await;
+    b.wait_js(
+        "location.pathname === '/login' && document.querySelector('form[action=\"/login\"]')",
+        "the login page after logging out",
+        WAIT,
+    )
+    .await;
+}
+
+/// Logs in through the form on the current page.
+async fn log_in(b: &Browser, name: &str, password: &str) {
+    b.wait_for("form[action='/login'] #f-name", 10 * SECS).await;
+    b.fill("#f-name", name).await;
+    b.fill("#f-password", password).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.wait_js(
+        "location.pathname !== '/login' && document.querySelector('form[action=\"/logout\"]')",
+        &format!("{name} to be logged in"),
         WAIT,
     )
     .await;
@@ -177,10 +208,7 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
 
     // 1. Log in: a deep link leads through the login form.
     b.goto(&format!("{base}/configuration")).await;
-    b.wait_for("form[action='/login'] #f-name", 10 * SECS).await;
-    b.fill("#f-name", &s.admin).await;
-    b.fill("#f-password", &s.password).await;
-    b.click("form[action='/login'] button[type=submit]").await;
+    log_in(b, &s.admin, &s.password).await;
     b.wait_for_text("main h1", "Configuration", WAIT).await;
 
     // 2. A host group, empty for now: there is no host to put in it yet.
@@ -471,6 +499,117 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
         }
         tokio::time::sleep(SECS).await;
     }
+
+    // 11. Someone acknowledges the problem…
+    open_area(b, &base, "Maintenance").await;
+    b.select("#f-what", &format!("h:{}", ids.host)).await;
+    b.fill("#f-comment", "looking at it").await;
+    press(
+        b,
+        "form[action='/configuration/acknowledgements'] button[type=submit]",
+        "^/configuration/maintenance$",
+    )
+    .await;
+    let acks = b.wait_for_text("#acks", "host web1", WAIT).await;
+    assert!(
+        acks.contains("looking at it") && acks.contains(&s.admin),
+        "{acks}"
+    );
+    // … and plans weekly work on the service.
+    b.click_link("main", "Add a maintenance window").await;
+    b.select("#f-target", &format!("s:{}", ids.service)).await;
+    b.select("#f-kind", "weekly").await;
+    b.tick("main form", "Monday", true).await;
+    b.tick("main form", "Sunday", true).await;
+    b.fill("#f-start_time", "22:30").await;
+    b.fill("#f-duration", "90").await;
+    b.fill("#f-comment", "kernel upgrades").await;
+    submit(b, "^/configuration/maintenance$").await;
+    let when = "every Monday, Sunday at 22:30 UTC for 90 minutes";
+    let windows = b.wait_for_text("#config-windows", when, WAIT).await;
+    assert!(windows.contains("service shop"), "{windows}");
+    b.click("#config-windows a[href$='/edit']").await;
+    b.wait_for_text("main h1", "Edit maintenance window", WAIT)
+        .await;
+    ids.window = id_in(&b.url().await, "/configuration/maintenance/");
+    submit(b, "^/configuration/maintenance$").await;
+    b.wait_for_text("#config-windows", when, WAIT).await;
+
+    // 12. Classifier code typed into the editor, tried on the stored results without
+    // saving, then saved as an override for the check.
+    open_area(b, &base, "Classifiers").await;
+    b.click(&format!(
+        "#config-classifiers a[href='/configuration/classifiers/{PLUGIN}']"
+    ))
+    .await;
+    b.wait_for_text("main h1", "Classifier of", WAIT).await;
+    b.click(".CodeMirror").await;
+    b.type_keys("\u{E009}a\u{E000}return \"minor\"").await;
+    b.select("#f-host", &ids.host.to_string()).await;
+    press(
+        b,
+        "button[formaction$='/dry-run']",
+        &format!("^/configuration/classifiers/{PLUGIN}/dry-run$"),
+    )
+    .await;
+    let tried = b.wait_for_text("#test-results", "minor", WAIT).await;
+    assert!(tried.contains("load is fine"), "{tried}");
+    assert!(!tried.contains("no stored results"), "{tried}");
+    b.click_link("main", "Add an override").await;
+    b.wait_for_text("main h1", "New override", WAIT).await;
+    b.select("#f-target", &format!("c:{}", ids.check)).await;
+    b.click(".CodeMirror").await;
+    b.type_keys("\u{E009}a\u{E000}return \"major\"").await;
+    submit(b, &format!("^/configuration/classifiers/{PLUGIN}$")).await;
+    b.wait_for_text("main ul.members", "check load", WAIT).await;
+    // The default is untouched: the test above was not saved.
+    let code = b
+        .eval("return document.getElementById('f-code').value;", vec![])
+        .await;
+    assert!(
+        code.as_str().unwrap_or("").contains("critical"),
+        "the default classifier changed: {code}"
+    );
+
+    // 13. A viewer is added; the admin changes their own password and logs in with it;
+    // the viewer sees the configuration but no buttons to change it.
+    open_area(b, &base, "Users").await;
+    b.click_link("main", "Add a user").await;
+    b.fill("#f-name", "vera").await;
+    b.select("#f-role", "viewer").await;
+    b.fill("#f-password", "a viewer's long passphrase").await;
+    submit(b, "^/configuration/users$").await;
+    let users = b.wait_for_text("#config-users", "vera", WAIT).await;
+    assert!(users.contains("viewer"), "{users}");
+    b.click_link("main", "Change my password").await;
+    b.fill("#f-current", &s.password).await;
+    b.fill("#f-password", "a new admin passphrase").await;
+    b.fill("#f-confirm", "a new admin passphrase").await;
+    submit(b, "^/configuration/account/password$").await;
+    b.wait_for_text("main .notice", "Your password was changed", WAIT)
+        .await;
+    log_out(b).await;
+    b.goto(&format!("{base}/configuration/hosts")).await;
+    log_in(b, &s.admin, "a new admin passphrase").await;
+    b.wait_for_text("main h1", "Hosts", WAIT).await;
+    log_out(b).await;
+    b.goto(&format!("{base}/configuration/hosts")).await;
+    log_in(b, "vera", "a viewer's long passphrase").await;
+    let hosts = b.wait_for_text("#config-hosts", "web1", WAIT).await;
+    assert!(
+        !hosts.contains("Edit") && !hosts.contains("Test connection"),
+        "{hosts}"
+    );
+    assert_eq!(b.text("main a[href='/configuration/hosts/new']").await, "");
+    b.goto(&format!("{base}/configuration/hosts/new")).await;
+    // A viewer who finds a form's address gets the page that says why not.
+    b.wait_for_text("section.error-page", "role viewer", WAIT)
+        .await;
+    // The screenshots are taken as the admin.
+    b.click_link("main", "Go to the overview").await;
+    log_out(b).await;
+    b.goto(&format!("{base}/configuration")).await;
+    log_in(b, &s.admin, "a new admin passphrase").await;
     ids
 }
 
@@ -531,6 +670,10 @@ async fn photograph_every_page(b: Arc<Browser>, base: String, ids: Ids) {
         ),
         ("maintenance", "/configuration/maintenance".into()),
         ("maintenance-new", "/configuration/maintenance/new".into()),
+        (
+            "maintenance-edit",
+            format!("/configuration/maintenance/{}/edit", ids.window),
+        ),
         ("users", "/configuration/users".into()),
         ("user-new", "/configuration/users/new".into()),
         ("user-edit", "/configuration/users/1/edit".into()),

@@ -511,6 +511,21 @@ impl Browser {
         self.post("/window", json!({ "handle": handle })).await;
     }
 
+    /// Types `text` into whatever has the keyboard focus, as keys: for editors such as
+    /// CodeMirror whose input is not a plain field. In `text`, `\u{E009}` holds Control
+    /// and `\u{E000}` releases it (WebDriver key codes).
+    pub async fn type_keys(&self, text: &str) {
+        let active = self
+            .call(reqwest::Method::GET, "/element/active", None)
+            .await;
+        let e = active[ELEMENT]
+            .as_str()
+            .expect("an element with the focus")
+            .to_string();
+        self.post(&format!("/element/{e}/value"), json!({ "text": text }))
+            .await;
+    }
+
     /// Closes the current tab; switch to another one afterwards.
     pub async fn close_tab(&self) {
         self.call(reqwest::Method::DELETE, "/window", None).await;
