@@ -431,6 +431,18 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
         true,
         "the host page was not reloaded"
     );
+    // Drawn, not just created: uPlot has its scales and the canvas has pixels on it.
+    b.wait_js(
+        "(function () { var el = document.querySelector('.chart'), u = el._plot, \
+           c = el.querySelector('canvas'); \
+           if (!u || !c || u.scales.x.min == null || u.scales.y.min == null) return false; \
+           var px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+           for (var i = 3; i < px.length; i += 4) if (px[i]) return true; \
+           return false; })()",
+        "the chart to be drawn (scales set, pixels on the canvas)",
+        WAIT,
+    )
+    .await;
     b.screenshot(&screenshot_dir().join("config-flow-host-live-1280.png"))
         .await;
     // The other tab is done with.
