@@ -23,6 +23,16 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub classifier: ClassifierConfig,
     pub retention: RetentionConfig,
+    /// Serve the web UI and API over HTTPS with this certificate; absent means plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: PEM files of the certificate (chain, server's first) and its private key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -70,6 +80,7 @@ impl Default for Config {
             dispatch: DispatchConfig::default(),
             classifier: ClassifierConfig::default(),
             retention: RetentionConfig::default(),
+            tls: None,
         }
     }
 }
@@ -172,6 +183,20 @@ impl Config {
                 "must be an http:// or https:// URL such as https://monitor.example.com".into(),
             ));
         }
+        if let Some(tls) = &self.tls {
+            if tls.cert.as_os_str().is_empty() {
+                return Err((
+                    "tls.cert",
+                    "must be the path of a PEM certificate file".into(),
+                ));
+            }
+            if tls.key.as_os_str().is_empty() {
+                return Err((
+                    "tls.key",
+                    "must be the path of a PEM private key file".into(),
+                ));
+            }
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
@@ -220,14 +245,35 @@ impl Config {
         Ok(())
     }
 
+    /// `https` when `[tls]` is set, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The address for links to the web UI: `public_url`, or the address the server
-    /// listens on (`addr`, the real one when port 0 was asked for).
+    /// listens on (`addr`, the real one when port 0 was asked for), by HTTPS under `[tls]`.
     pub fn base_url(&self, addr: std::net::SocketAddr) -> String {
         if self.public_url.is_empty() {
-            format!("http://{addr}")
+            format!("{}://{addr}", self.scheme())
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }
+    }
+
+    /// Loads the `[tls]` certificate and key, if any, checking that they are PEM and belong
+    /// together (not part of [`Config::load`]: admin commands such as `token` read the same
+    /// file and need not be able to read the key).
+    pub fn tls_server_config(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, crate::serve_tls::TlsError> {
+        self.tls
+            .as_ref()
+            .map(crate::serve_tls::server_config)
+            .transpose()
     }
 
     /// The database URL in force: the configured one, or SQLite in the data folder.
@@ -273,6 +319,28 @@ mod tests {
     }
 
     #[test]
+    fn tls_turns_links_to_https() {
+        let addr: SocketAddr = "127.0.0.1:4047".parse().unwrap();
+        let plain = parse("").unwrap();
+        assert_eq!(plain.tls, None);
+        assert_eq!(plain.base_url(addr), "http://127.0.0.1:4047");
+        let c =
+            parse("[tls]\ncert = \"/etc/prophasis/cert.pem\"\nkey = \"/etc/prophasis/key.pem\"\n")
+                .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert: "/etc/prophasis/cert.pem".into(),
+                key: "/etc/prophasis/key.pem".into()
+            })
+        );
+        assert_eq!(c.base_url(addr), "https://127.0.0.1:4047");
+        // Missing files are found by the TLS check, not by parsing (see serve_tls).
+        let e = c.tls_server_config().unwrap_err().to_string();
+        assert!(e.contains("/etc/prophasis/cert.pem"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = parse("[dispatch]\nmax_in_flight = 0\n")
             .unwrap_err()
@@ -289,6 +357,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("five_minute_days"), "{e}");
+        let e = parse("[tls]\ncert = \"c.pem\"\n").unwrap_err().to_string();
+        assert!(e.contains("missing field `key`"), "{e}");
+        let e = parse("[tls]\ncert = \"\"\nkey = \"k.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`tls.cert`"), "{e}");
         let e = Config::load(Path::new("/nonexistent/prophasis.toml"))
             .unwrap_err()
             .to_string();

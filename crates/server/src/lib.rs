@@ -16,6 +16,7 @@ pub mod plugins;
 pub mod quickstart;
 pub mod scheduler;
 pub mod serve;
+pub mod serve_tls;
 pub mod syslog;
 pub mod ui;
 pub mod web;

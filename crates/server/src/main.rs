@@ -137,14 +137,24 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Server { config } => {
             let config = Config::load(&config)?;
+            config.tls_server_config()?;
             runtime()?.block_on(server(config))
         }
         Command::CheckConfig { path } => {
             let c = Config::load(&path)?;
+            c.tls_server_config()?;
             println!("{}: ok", path.display());
             println!("listen: {}", c.listen);
             println!("database: {}", c.database_url());
             println!("data_dir: {}", c.data_dir.display());
+            match &c.tls {
+                Some(t) => println!(
+                    "tls: on (cert {}, key {}): the UI and API are served by HTTPS",
+                    t.cert.display(),
+                    t.key.display()
+                ),
+                None => println!("tls: off (plain HTTP; see docs/admin-guide.md to enable it)"),
+            }
             Ok(())
         }
         Command::Token { command } => runtime()?.block_on(cli::token::run(command)),
@@ -213,7 +223,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
     );
     let credentials = prophasis::serve::ensure_admin(&store).await?;
     let running = prophasis::serve::start(&config, store, None).await?;
-    println!("url: http://{}/", running.addr);
+    println!("url: {}", running.url());
     if let Some((user, password)) = credentials {
         println!("user: {user}");
         println!("password: {password}");

@@ -20,6 +20,8 @@ pub struct Running {
     pub core: Core,
     /// Where the web UI and API listen (the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// `https` when served over TLS (`[tls]`), else `http`.
+    pub scheme: &'static str,
     tasks: Tasks,
     web: JoinHandle<()>,
     web_stop: oneshot::Sender<()>,
@@ -90,6 +92,8 @@ pub async fn start(
             }
         }
     });
+    // Before anything starts: a bad certificate is a configuration error, said plainly.
+    let tls = config.tls_server_config()?;
     let (core, tasks) = Core::start(store.clone(), config, tx)
         .await
         .context("starting the server core")?;
@@ -110,21 +114,32 @@ pub async fn start(
         .clone();
     alerting.seed_service_health(services);
     let (web_stop, stopped) = oneshot::channel::<()>();
-    let app = web::router(AppState::new(core.clone()));
-    let web = tokio::spawn(async move {
-        // The peer address lets the UI throttle failed logins per client.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-        if let Err(e) = served.await {
-            tracing::error!("web server failed: {e}");
+    let app = web::router(AppState::with_secure_cookies(core.clone(), tls.is_some()));
+    let scheme = config.scheme();
+    tracing::info!("web UI and API at {scheme}://{addr}/");
+    let web = match tls {
+        Some(tls) => {
+            let app = app.layer(axum::middleware::map_response(crate::serve_tls::hsts));
+            tokio::spawn(crate::serve_tls::serve(listener, tls, app, async {
+                let _ = stopped.await;
+            }))
         }
-    });
+        None => tokio::spawn(async move {
+            // The peer address lets the UI throttle failed logins per client.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!("web server failed: {e}");
+            }
+        }),
+    };
     let retention = prophasis_store::spawn_retention(store, Duration::from_secs(3600));
     Ok(Running {
         core,
         addr,
+        scheme,
         tasks,
         web,
         web_stop,
@@ -134,6 +149,11 @@ pub async fn start(
 }
 
 impl Running {
+    /// The URL the listener answers on, e.g. `https://127.0.0.1:4047/`.
+    pub fn url(&self) -> String {
+        format!("{}://{}/", self.scheme, self.addr)
+    }
+
     /// Stops taking requests and scheduling, lets running checks finish (up to 10 s) and
     /// writes every queued result.
     pub async fn stop(self) {

@@ -25,6 +25,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/app.js"),
     ),
     (
+        "rows.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/rows.js"),
+    ),
+    (
         "uPlot.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/vendor/uplot/uPlot.iife.min.js"),

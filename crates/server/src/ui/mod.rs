@@ -37,6 +37,11 @@
 //!   `errors.add("field", "message")` adds your own checks. Re-render the same template with
 //!   the values the user typed and status 422 ([`form_page`]) — never lose their input.
 //! - On success, redirect (`303 See Other`) with [`see_other`].
+//! - Repeated rows (schedule intervals, check arguments): render the filled rows plus a few
+//!   blank ones and read the fields by position, ignoring blank rows, so the form works
+//!   without JavaScript; then mark the table `data-rows="<noun>" data-add="Add <noun>"`,
+//!   number ids and labels `…-N` / `… N`, and load `asset('rows.js')`, which adds the Add
+//!   and Remove buttons and keeps the numbering.
 //!
 //! # Deleting
 //! `GET …/delete` shows [`confirm_delete`] (`confirm_delete.html`): what is deleted and, from

@@ -38,9 +38,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(core: Core) -> AppState {
+        AppState::with_secure_cookies(core, false)
+    }
+
+    /// With the UI's cookies marked `Secure` (`secure`: the UI is served over TLS).
+    pub fn with_secure_cookies(core: Core, secure: bool) -> AppState {
         let dummy_hash = auth::hash_password(&format!("{:x}", rand::random::<u128>()))
             .expect("argon2 hashing works");
-        let ui = Arc::new(UiState::new());
+        let ui = Arc::new(UiState {
+            secure_cookies: secure,
+            ..UiState::new()
+        });
         ui::live::spawn_sampler(core.clone(), Arc::downgrade(&ui));
         let credentials: Arc<CredentialCache> = Arc::default();
         AppState {
