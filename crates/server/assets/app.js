@@ -168,9 +168,10 @@
           cursor: { drag: { x: true, y: false } },
           hooks: { drawClear: [healthBands] }
         };
+        // uPlot draws for the first time in a microtask, so _worst is there in time; a
+        // redraw() before that first draw leaves the scales unset and the canvas blank.
         var u = new uPlot(opts, [d.t, d.mean, d.max, d.min], el);
         u._worst = d.worst;
-        u.redraw();
         el._plot = u;
         el.dataset.points = String(d.mean.filter(function (v) { return v !== null; }).length);
         el.dataset.results = String(d.results);

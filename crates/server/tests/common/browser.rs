@@ -296,6 +296,241 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Runs `script` and returns the element it returns, as a WebDriver element id; `None`
+    /// when it returns nothing. Lets a test find things CSS cannot (a label by its words).
+    pub async fn element_by_js(&self, script: &str, args: Vec<Value>) -> Option<String> {
+        let v = self.eval(script, args).await;
+        v[ELEMENT].as_str().map(str::to_string)
+    }
+
+    /// Clicks the link in the first `scope` element whose visible text is exactly `text`
+    /// (WebDriver's "link text"), as a person clicks a link they read.
+    pub async fn click_link(&self, scope: &str, text: &str) {
+        let parent = self.wait_for(scope, Duration::from_secs(5)).await;
+        let start = Instant::now();
+        let link = loop {
+            let r = self
+                .http
+                .post(format!("{}/element/{parent}/element", self.session))
+                .json(&json!({"using": "link text", "value": text}))
+                .send()
+                .await;
+            if let Ok(r) = r {
+                if r.status().is_success() {
+                    let v: Value = r.json().await.unwrap_or_default();
+                    if let Some(e) = v["value"][ELEMENT].as_str() {
+                        break e.to_string();
+                    }
+                }
+            }
+            if start.elapsed() >= Duration::from_secs(5) {
+                panic!(
+                    "{}",
+                    self.failure(&format!("a link {text:?} in {scope}")).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        self.post(&format!("/element/{link}/click"), json!({}))
+            .await;
+    }
+
+    /// Ticks (`on`) or unticks the checkbox of the label in `scope` whose text contains
+    /// `label`, by clicking it like a person, only when it is not already so.
+    pub async fn tick(&self, scope: &str, label: &str, on: bool) {
+        let find = "var scope = document.querySelector(arguments[0]); if (!scope) return null; \
+                    var ls = scope.querySelectorAll('label'); \
+                    for (var i = 0; i < ls.length; i++) { \
+                      var input = ls[i].querySelector('input[type=checkbox]') || \
+                        (ls[i].htmlFor && document.getElementById(ls[i].htmlFor)); \
+                      if (input && ls[i].textContent.indexOf(arguments[1]) >= 0) return input; } \
+                    return null;";
+        let args = vec![json!(scope), json!(label)];
+        let Some(input) = self.element_by_js(find, args).await else {
+            let what = format!("a checkbox labelled {label:?} in {scope}");
+            panic!("{}", self.failure(&what).await);
+        };
+        let checked = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{input}/selected"),
+                None,
+            )
+            .await;
+        if checked != Value::Bool(on) {
+            self.post(&format!("/element/{input}/click"), json!({}))
+                .await;
+        }
+    }
+
+    /// Chooses the option with `value` in a `<select>`, by clicking it.
+    pub async fn select(&self, css: &str, value: &str) {
+        let option = format!("{css} option[value={value:?}]");
+        self.click(&option).await;
+        let chosen = self
+            .eval(
+                "var s = document.querySelector(arguments[0]); return s ? s.value : null;",
+                vec![json!(css)],
+            )
+            .await;
+        if chosen != Value::String(value.into()) {
+            panic!(
+                "{}",
+                self.failure(&format!("{css} to have {value:?} chosen (it has {chosen})"))
+                    .await
+            );
+        }
+    }
+
+    /// Types a local file's path into an `<input type=file>`, which is how WebDriver
+    /// chooses a file to upload (no file dialog in a headless browser).
+    pub async fn upload(&self, css: &str, path: &Path) {
+        let e = self.wait_for(css, Duration::from_secs(5)).await;
+        self.post(
+            &format!("/element/{e}/value"),
+            json!({ "text": path.display().to_string() }),
+        )
+        .await;
+    }
+
+    /// The visible text of the first element matching `css` ("" when there is none).
+    pub async fn text(&self, css: &str) -> String {
+        self.eval(
+            "var e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+            vec![json!(css)],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Waits until the element `css` exists and its visible text contains `needle`; on
+    /// timeout fails with a screenshot and the page's text ([`Browser::failure`]).
+    pub async fn wait_for_text(&self, css: &str, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let t = self.text(css).await;
+            if t.contains(needle) {
+                return t;
+            }
+            if start.elapsed() >= limit {
+                panic!(
+                    "{}",
+                    self.failure(&format!(
+                        "{needle:?} in {css} after {limit:?} (it says {t:?})"
+                    ))
+                    .await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Like [`Browser::wait_until`], but a timeout fails through [`Browser::failure`].
+    pub async fn wait_js(&self, expression: &str, what: &str, limit: Duration) {
+        let start = Instant::now();
+        let script = format!("return !!({expression});");
+        loop {
+            if self.eval(&script, vec![]).await == Value::Bool(true) {
+                return;
+            }
+            if start.elapsed() >= limit {
+                panic!(
+                    "{}",
+                    self.failure(&format!("{what} (waited {limit:?})")).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// What a person would see: the page's visible text.
+    pub async fn visible_text(&self) -> String {
+        self.eval(
+            "return document.body ? document.body.innerText : '';",
+            vec![],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Saves a screenshot as `failure-<what, simplified>.png` and prints the page's address
+    /// and visible text, so a failure can be read without rerunning the test.
+    pub async fn report_failure(&self, what: &str) -> PathBuf {
+        let name: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(60)
+            .collect();
+        let path = screenshot_dir().join(format!("failure-{name}.png"));
+        self.screenshot(&path).await;
+        eprintln!(
+            "--- page {} when failing ({what}); screenshot {} ---\n{}\n--- end of page ---",
+            self.url().await,
+            path.display(),
+            self.visible_text().await
+        );
+        path
+    }
+
+    /// The message to fail a wait for `what` with, after [`Browser::report_failure`]
+    /// (screenshot and page text): `panic!("{}", b.failure(what).await)`.
+    pub async fn failure(&self, what: &str) -> String {
+        let shot = self.report_failure(what).await;
+        format!(
+            "timed out waiting for {what} on {} (screenshot {}; the page's text is above)",
+            self.url().await,
+            shot.display()
+        )
+    }
+
+    /// Opens a new tab and switches to it; returns the handle of the tab left behind.
+    pub async fn new_tab(&self) -> String {
+        let old = self.window_handle().await;
+        let v = self.post("/window/new", json!({ "type": "tab" })).await;
+        let handle = v["handle"]
+            .as_str()
+            .expect("a new tab's handle")
+            .to_string();
+        self.switch_to(&handle).await;
+        old
+    }
+
+    pub async fn window_handle(&self) -> String {
+        self.call(reqwest::Method::GET, "/window", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub async fn switch_to(&self, handle: &str) {
+        self.post("/window", json!({ "handle": handle })).await;
+    }
+
+    /// Types `text` into whatever has the keyboard focus, as keys: for editors such as
+    /// CodeMirror whose input is not a plain field. In `text`, `\u{E009}` holds Control
+    /// and `\u{E000}` releases it (WebDriver key codes).
+    pub async fn type_keys(&self, text: &str) {
+        let active = self
+            .call(reqwest::Method::GET, "/element/active", None)
+            .await;
+        let e = active[ELEMENT]
+            .as_str()
+            .expect("an element with the focus")
+            .to_string();
+        self.post(&format!("/element/{e}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    /// Closes the current tab; switch to another one afterwards.
+    pub async fn close_tab(&self) {
+        self.call(reqwest::Method::DELETE, "/window", None).await;
+    }
+
     /// Ends the browser session (Chromium exits) and the driver.
     pub async fn close(mut self) {
         let _ = self.http.delete(&self.session).send().await;

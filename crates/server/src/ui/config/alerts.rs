@@ -96,13 +96,15 @@ fn scope_words(s: &AlertScope) -> String {
     if s.all_services {
         parts.push("all services".to_string());
     }
-    for (n, what) in [
-        (s.hosts.len(), "hosts"),
-        (s.host_groups.len(), "host groups"),
-        (s.services.len(), "services"),
+    for (n, one, many) in [
+        (s.hosts.len(), "host", "hosts"),
+        (s.host_groups.len(), "host group", "host groups"),
+        (s.services.len(), "service", "services"),
     ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
+        match n {
+            0 => {}
+            1 => parts.push(format!("1 {one}")),
+            _ => parts.push(format!("{n} {many}")),
         }
     }
     parts.join(", ")
@@ -615,6 +617,22 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scope_is_counted_in_words() {
+        let scope = AlertScope {
+            all_services: true,
+            hosts: vec![4],
+            host_groups: vec![1, 2],
+            ..Default::default()
+        };
+        assert_eq!(scope_words(&scope), "all services, 1 host, 2 host groups");
+        let one = AlertScope {
+            services: vec![3],
+            ..Default::default()
+        };
+        assert_eq!(scope_words(&one), "1 service");
+    }
 
     #[test]
     fn options_are_read_by_their_type() {
