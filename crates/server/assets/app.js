@@ -54,7 +54,8 @@
                  major: "Major", critical: "Critical", no_data: "No data" };
   var liveUrl = document.body.dataset.live;
   var fresh = document.getElementById("freshness");
-  var sampledAt = null, skew = 0, lastOk = null, version = null, failed = false;
+  var sampledAt = null, skew = 0, lastOk = null, failed = false;
+  var version = document.body.dataset.version ? Number(document.body.dataset.version) : null;
 
   function setBadge(el, health) {
     var cls = "h-" + health;
@@ -84,6 +85,49 @@
     version = data.version;
   }
 
+  // An open host page: each plugin panel's latest line, its classification and its chart
+  // follow new results, which arrive without any change of health.
+  var panels = document.querySelector(".panels[data-latest-url]");
+  var RESULT_TYPES = { connection_error: "connection error", connection_timeout: "connection timeout",
+                       authentication_error: "authentication error", request_error: "request error",
+                       command_unsuccessful: "command unsuccessful" };
+
+  function applyLatest(data) {
+    panels.querySelectorAll("[data-plugin-panel]").forEach(function (panel) {
+      var r = data.plugins[panel.dataset.pluginPanel];
+      if (!r || String(r.timestamp) === panel.dataset.latestTs) return;
+      panel.dataset.latestTs = String(r.timestamp);
+      var badge = panel.querySelector("h2 .health");
+      if (badge) setBadge(badge, r.classification);
+      var line = panel.querySelector(".latest");
+      if (line) {
+        // Built from text nodes: messages come from plugins and are not trusted markup.
+        line.className = "latest";
+        line.textContent = "Latest: ";
+        if (r.value !== null) {
+          var strong = document.createElement("strong");
+          strong.textContent = String(r.value);
+          line.appendChild(strong);
+          line.appendChild(document.createTextNode(" "));
+        }
+        line.appendChild(document.createTextNode(r.message + " "));
+        var when = document.createElement("span");
+        when.className = "muted";
+        when.textContent = "(" + r.ago + (RESULT_TYPES[r.result_type] ? ", " + RESULT_TYPES[r.result_type] : "") + ")";
+        line.appendChild(when);
+      }
+      var chart = panel.querySelector(".chart[data-chart]");
+      if (chart && chart.dataset.range !== "custom" && window.uPlot) redraw(chart);
+    });
+  }
+
+  function pollLatest() {
+    fetch(panels.dataset.latestUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(applyLatest)
+      .catch(function () { /* the freshness note already says when the server is away */ });
+  }
+
   function showFreshness() {
     if (!fresh || sampledAt === null) return;
     var age = Date.now() - skew - sampledAt;
@@ -105,6 +149,7 @@
         failed = false;
         applyLive(data);
         showFreshness();
+        if (panels) pollLatest();
       })
       .catch(function () { failed = true; showFreshness(); });
   }
@@ -175,6 +220,7 @@
         el._plot = u;
         el.dataset.points = String(d.mean.filter(function (v) { return v !== null; }).length);
         el.dataset.results = String(d.results);
+        el.dataset.draws = String(Number(el.dataset.draws || 0) + 1);
         el.setAttribute("aria-label", el.getAttribute("aria-label").replace(/ \(.*\)$/, "") +
           " (" + d.results + " results, " + d.resolution.replace("_", " ") + ")");
       })
@@ -185,7 +231,16 @@
 
   function fmt(u, v) { return v == null ? "–" : (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)); }
 
-  function refreshCharts() { charts.forEach(function (el) { if (!el._busy) { el._busy = true; draw(el).then(function () { el._busy = false; }); } }); }
+  // One fetch per chart at a time; a request made meanwhile is remembered and done after.
+  function redraw(el) {
+    if (el._busy) { el._again = true; return; }
+    el._busy = true;
+    draw(el).then(function () {
+      el._busy = false;
+      if (el._again) { el._again = false; redraw(el); }
+    });
+  }
+  function refreshCharts() { charts.forEach(redraw); }
 
   if (window.uPlot) {
     document.querySelectorAll(".chart[data-chart]").forEach(function (el) { charts.push(el); draw(el); });

@@ -93,6 +93,43 @@ async fn log_in_watch_live_health_and_fit_a_phone() {
         latest.as_str().unwrap_or("").contains("load is fine"),
         "{latest}"
     );
+    // New results move the plugin panel and redraw its chart without a reload, although
+    // the host's health stays the same (the check runs every second).
+    b.eval(
+        "window.__stillTheSamePage = true; \
+         var p = document.querySelector('[data-plugin-panel]'); \
+         window.__ts = Number(p.dataset.latestTs); \
+         window.__draws = Number(p.querySelector('.chart').dataset.draws); return 1;",
+        vec![],
+    )
+    .await;
+    b.wait_until(
+        "(function () { var p = document.querySelector('[data-plugin-panel]'); \
+           return Number(p.dataset.latestTs) > window.__ts && \
+             Number(p.querySelector('.chart').dataset.draws) > window.__draws && \
+             /Latest: 12 load is fine/.test(p.querySelector('.latest').textContent); })()",
+        "a newer result in the panel and a redrawn chart",
+        20 * SECS,
+    )
+    .await;
+    // Drawn, not just created: uPlot has its scales and the canvas has pixels on it.
+    b.wait_until(
+        "(function () { var el = document.querySelector('.chart'), u = el._plot, \
+           c = el.querySelector('canvas'); \
+           if (!u || !c || u.scales.x.min == null || u.scales.y.min == null) return false; \
+           var px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+           for (var i = 3; i < px.length; i += 4) if (px[i]) return true; \
+           return false; })()",
+        "the chart to be drawn (scales set, pixels on the canvas)",
+        10 * SECS,
+    )
+    .await;
+    assert_eq!(
+        b.eval("return window.__stillTheSamePage === true;", vec![])
+            .await,
+        true,
+        "the host page was not reloaded"
+    );
     b.wait_until(
         "/Updated \\d+ s ago/.test(document.getElementById('freshness').textContent)",
         "the freshness note",

@@ -831,3 +831,39 @@ async fn the_live_endpoint_reports_health_and_unread_count() {
     assert!(v["sampled_at"].as_i64().unwrap() > 0);
     assert!(v["version"].is_u64());
 }
+
+#[tokio::test]
+async fn the_host_latest_endpoint_feeds_the_plugin_panels() {
+    let ui = ui().await;
+    let url = format!("/ui/api/hosts/{}/latest", ui.host);
+    let r = send(&ui.app, get(&url, None)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let b = login(&ui, "viewer").await;
+    let r = send(&ui.app, get(&url, Some(&b.cookie))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let cpu = &v["plugins"]["cpu_load"];
+    // The newest of the seeded results (i = 117), message as stored: the page inserts it
+    // as text, never as markup.
+    assert_eq!(cpu["value"], 117.0, "{v}");
+    assert_eq!(cpu["message"], "<b>reading 117</b>", "{v}");
+    assert_eq!(cpu["classification"], "ok", "{v}");
+    assert_eq!(cpu["result_type"], "plugin", "{v}");
+    assert!(cpu["ago"].as_str().unwrap().ends_with("ago"), "{v}");
+    assert_eq!(v["plugins"].as_object().unwrap().len(), 3, "{v}");
+    let r = send(&ui.app, get("/ui/api/hosts/999999/latest", Some(&b.cookie))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The host page carries the hooks app.js uses, and the health version it was made with.
+    let page = send(
+        &ui.app,
+        get(&format!("/hosts/{}", ui.host), Some(&b.cookie)),
+    )
+    .await;
+    assert!(
+        page.body.contains(&format!("data-latest-url=\"{url}\"")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("data-plugin-panel=\"cpu_load\""));
+    assert!(page.body.contains("data-version=\""));
+}

@@ -5,7 +5,9 @@
 //! [`SAMPLE_EVERY`]; each change of a host's or a service's health goes into a bounded
 //! ring of recent transitions and bumps a version number. Pages poll `/ui/api/live`
 //! (small JSON: the version, every host's and service's health, the unread log count);
-//! `static/app.js` updates the health badges in place and says how fresh the data is.
+//! `static/app.js` updates the health badges in place and says how fresh the data is. An
+//! open host page also polls its plugins' newest results, which move without any change
+//! of health.
 //! Sampling instead of tapping the transition channel keeps the UI out of the core's
 //! wiring; a change that reverts within one sample interval is not listed (alerting still
 //! sees it).
@@ -15,17 +17,17 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use prophasis_model::{Health, Millis};
+use prophasis_model::{Classification, Health, HostId, Millis, ResultType};
 use prophasis_store::now_millis;
 use serde::Serialize;
 
 use super::session::SessionUser;
-use super::UiState;
+use super::{UiError, UiState};
 use crate::app::Core;
 use crate::web::AppState;
 
@@ -155,7 +157,61 @@ pub fn spawn_sampler(core: Core, ui: Weak<UiState>) {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/ui/api/live", get(live))
+    Router::new()
+        .route("/ui/api/live", get(live))
+        .route("/ui/api/hosts/{id}/latest", get(host_latest))
+}
+
+/// The newest result of each plugin of a host, for the plugin panels of an open host page:
+/// `app.js` polls it with `/ui/api/live` and, when a plugin's timestamp moves, rewrites the
+/// panel's latest line and classification and redraws its chart. The health version alone
+/// would miss new results that do not change health.
+#[derive(Serialize)]
+struct HostLatest {
+    plugins: HashMap<String, PanelLatest>,
+}
+
+#[derive(Serialize)]
+struct PanelLatest {
+    timestamp: Millis,
+    /// "3 s ago", as the page renders it.
+    ago: String,
+    value: Option<f64>,
+    message: String,
+    classification: Classification,
+    result_type: ResultType,
+}
+
+async fn host_latest(
+    _user: SessionUser,
+    State(state): State<AppState>,
+    Path(id): Path<HostId>,
+) -> Result<impl IntoResponse, UiError> {
+    // A host that does not exist is a 404, not an empty answer.
+    state.core.store.get_host(id).await?;
+    let now = now_millis();
+    let plugins = state
+        .core
+        .store
+        .latest_results_for_host(id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let panel = PanelLatest {
+                timestamp: r.timestamp,
+                ago: ago(now, r.timestamp),
+                value: r.value,
+                message: r.message,
+                classification: r.classification,
+                result_type: r.result_type,
+            };
+            (r.plugin_id, panel)
+        })
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(HostLatest { plugins }),
+    ))
 }
 
 #[derive(Serialize)]

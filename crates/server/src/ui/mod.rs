@@ -306,6 +306,9 @@ pub fn render(
         csrf_token => &user.csrf_token,
         nav,
         unread => state.ui.live.unread(),
+        // The health the page shows is at least this new; app.js starts from it so a change
+        // between rendering and the first poll still refreshes the charts.
+        live_version => state.ui.live.version(),
         now => prophasis_store::now_millis(),
     };
     let tmpl = state.ui.templates.get_template(template)?;
