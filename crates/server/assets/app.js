@@ -21,15 +21,16 @@
     });
   }
 
-  // Client-side filters for long lists.
-  document.querySelectorAll("input[data-filter]").forEach(function (input) {
+  // Client-side filters for long lists. Delegated, so search fields added later (a
+  // redundancy group added by rows.js) filter too.
+  document.addEventListener("input", function (e) {
+    var input = e.target;
+    if (!input.matches || !input.matches("input[data-filter]")) return;
     var table = document.querySelector(input.dataset.filter);
     if (!table) return;
-    input.addEventListener("input", function () {
-      var q = input.value.trim().toLowerCase();
-      table.querySelectorAll("tbody tr").forEach(function (tr) {
-        tr.hidden = q !== "" && tr.textContent.toLowerCase().indexOf(q) < 0;
-      });
+    var q = input.value.trim().toLowerCase();
+    table.querySelectorAll("tbody tr").forEach(function (tr) {
+      tr.hidden = q !== "" && tr.textContent.toLowerCase().indexOf(q) < 0;
     });
   });
 

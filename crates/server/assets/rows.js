@@ -1,5 +1,5 @@
 // Add and remove buttons for forms with repeated rows (schedule intervals, check
-// arguments). Progressive enhancement: the server always renders a few blank rows and
+// arguments) and repeated blocks (a service's redundancy groups). Progressive enhancement: the server always renders a few blank rows and
 // reads rows by position, so the form works without this file; with it, a table marked
 // `data-rows="interval"` (the noun) and `data-add="Add interval"` gets a "Remove" button
 // per row and an "Add …" button that appends a copy of a blank row. Ids, label targets
@@ -102,4 +102,82 @@
   }
 
   document.querySelectorAll("table[data-rows]").forEach(enhance);
+
+  // Repeated blocks (the redundancy groups of a service): a container marked
+  // `data-blocks="redundancy group"`, `data-prefix="rg"` and `data-count="rg_count"` holds
+  // `[data-block]` children whose field names carry their position (`rg0_name`,
+  // `rg0_members`), as the server reads them; the hidden count field says how many to read.
+  // Add copies a blank block, Remove drops one, and every name, id, label target and
+  // filter target is renumbered after each change.
+  function enhanceBlocks(box) {
+    var noun = box.dataset.blocks, prefix = box.dataset.prefix;
+    var count = box.form && box.form.elements[box.dataset.count];
+    var blocks = function () { return box.querySelectorAll("[data-block]"); };
+    if (!noun || !prefix || !count || !blocks().length) return;
+    var last = blocks()[blocks().length - 1];
+    var template = blank(last.cloneNode(true));
+    template.querySelectorAll("tr[hidden]").forEach(function (tr) { tr.hidden = false; });
+    var numbered = new RegExp("\\b" + prefix + "\\d+_", "g");
+    var spoken = new RegExp("(" + noun + " )\\d+", "g");
+    var ATTRS = ["id", "name", "for", "data-filter", "aria-describedby", "aria-labelledby"];
+
+    var add = document.createElement("button");
+    add.type = "button";
+    add.className = "add-row";
+    add.textContent = box.dataset.add || "Add " + noun;
+    box.appendChild(add);
+
+    function number() {
+      Array.prototype.forEach.call(blocks(), function (block, i) {
+        block.querySelectorAll("*").forEach(function (el) {
+          ATTRS.forEach(function (a) {
+            var v = el.getAttribute(a);
+            if (v) el.setAttribute(a, v.replace(numbered, prefix + i + "_"));
+          });
+        });
+        block.querySelectorAll("label, legend").forEach(function (el) {
+          el.childNodes.forEach(function (t) {
+            if (t.nodeType === 3) t.nodeValue = t.nodeValue.replace(spoken, "$1" + (i + 1));
+          });
+        });
+        var remove = block.querySelector("button.remove-block");
+        if (remove) remove.setAttribute("aria-label", "Remove " + noun + " " + (i + 1));
+      });
+      count.value = String(blocks().length);
+    }
+
+    function withRemove(block) {
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-block";
+      remove.textContent = "Remove";
+      block.appendChild(remove);
+      return block;
+    }
+
+    Array.prototype.forEach.call(blocks(), withRemove);
+    number();
+
+    add.addEventListener("click", function () {
+      var block = withRemove(template.cloneNode(true));
+      box.insertBefore(block, add);
+      number();
+      var first = block.querySelector("input:not([type=hidden]), select, textarea");
+      if (first) first.focus();
+    });
+
+    box.addEventListener("click", function (e) {
+      var remove = e.target.closest("button.remove-block");
+      if (!remove) return;
+      var block = remove.closest("[data-block]");
+      var next = block.nextElementSibling && block.nextElementSibling.matches("[data-block]")
+        ? block.nextElementSibling : block.previousElementSibling;
+      block.remove();
+      number();
+      var target = next && next.matches("[data-block]") ? next.querySelector("button.remove-block") : add;
+      target.focus();
+    });
+  }
+
+  document.querySelectorAll("[data-blocks]").forEach(enhanceBlocks);
 })();

@@ -2,7 +2,8 @@
 //! headless Chromium against a real server: on the schedule form (at phone width) and the
 //! check form, rows are added and removed with the buttons, ids and accessible labels stay
 //! numbered in order, focus moves to the new row, and what is saved — read back from the
-//! store — is exactly the rows left on screen. Without JavaScript the server still renders
+//! store — is exactly the rows left on screen. The service form's redundancy groups get
+//! the same buttons as whole blocks, renumbered field names and all. Without JavaScript the server still renders
 //! its blank rows and no buttons (checked over plain HTTP).
 
 #[path = "common/browser.rs"]
@@ -382,5 +383,155 @@ async fn without_javascript_the_forms_still_offer_blank_rows() {
         .to_str()
         .unwrap()
         .starts_with("text/javascript"));
+    s.running.stop().await;
+}
+
+/// The service form's redundancy groups are blocks, not table rows: their field names carry
+/// the position (`rg0_name`), and a hidden `rg_count` says how many the server reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_redundancy_groups_are_added_and_removed_with_buttons() {
+    let s = setup().await;
+    let web2 = s
+        .store
+        .create_host(&Host {
+            id: 0,
+            name: "web2".into(),
+            address: "127.0.0.2".into(),
+            port: 1,
+            description: String::new(),
+            auth_key: "k".repeat(32),
+            tls_fingerprint: None,
+            enabled: false,
+        })
+        .await
+        .unwrap();
+    let base = format!("http://{}", s.running.addr);
+    let b = Browser::start().await;
+    log_in(&b, &base).await;
+    b.set_width(375).await;
+    b.goto(&format!("{base}/configuration/services/new")).await;
+    b.wait_for("fieldset[data-blocks] button.add-row", 10 * SECS)
+        .await;
+    b.fill("#f-name", "shop").await;
+    // One blank group from the server; two more with the button.
+    b.click("fieldset[data-blocks] button.add-row").await;
+    b.click("fieldset[data-blocks] button.add-row").await;
+    assert_eq!(active_id(&b).await, "f-rg2_name", "focus on the new group");
+    let state = "return [document.querySelector('input[name=rg_count]').value, \
+         Array.from(document.querySelectorAll('[data-block]')).map(function (d) { \
+           return [d.querySelector('input[type=text]').name, \
+                   d.querySelector('legend').textContent.trim(), \
+                   d.querySelector('button.remove-block').getAttribute('aria-label'), \
+                   d.querySelector('input[type=search]').dataset.filter]; })];";
+    assert_eq!(
+        b.eval(state, vec![]).await,
+        json!([
+            "3",
+            [
+                [
+                    "rg0_name",
+                    "Members of redundancy group 1",
+                    "Remove redundancy group 1",
+                    "#t-rg0_members"
+                ],
+                [
+                    "rg1_name",
+                    "Members of redundancy group 2",
+                    "Remove redundancy group 2",
+                    "#t-rg1_members"
+                ],
+                [
+                    "rg2_name",
+                    "Members of redundancy group 3",
+                    "Remove redundancy group 3",
+                    "#t-rg2_members"
+                ]
+            ]
+        ])
+    );
+    // Group 2 is filled and then removed; group 3 becomes group 2 and is the one kept.
+    b.fill("#f-rg1_name", "temporary").await;
+    b.fill("#f-rg2_name", "web").await;
+    // The search field of an added group filters its own list.
+    b.fill("#s-rg2_members", "web2").await;
+    let visible = b
+        .eval(
+            "return Array.from(document.querySelectorAll('#t-rg2_members tbody tr'))
+               .filter(function (tr) { return !tr.hidden; })
+               .map(function (tr) { return tr.textContent.trim(); });",
+            vec![],
+        )
+        .await;
+    assert_eq!(visible, json!(["host web2"]));
+    b.fill("#s-rg2_members", "").await;
+    b.eval(
+        "document.querySelectorAll('#t-rg2_members input[type=checkbox]')
+           .forEach(function (c) { c.click(); }); return 1;",
+        vec![],
+    )
+    .await;
+    b.click("[data-block]:nth-of-type(2) button.remove-block")
+        .await;
+    assert_eq!(
+        b.eval(state, vec![]).await,
+        json!([
+            "2",
+            [
+                [
+                    "rg0_name",
+                    "Members of redundancy group 1",
+                    "Remove redundancy group 1",
+                    "#t-rg0_members"
+                ],
+                [
+                    "rg1_name",
+                    "Members of redundancy group 2",
+                    "Remove redundancy group 2",
+                    "#t-rg1_members"
+                ]
+            ]
+        ])
+    );
+    assert_eq!(
+        b.eval(
+            "return document.getElementById('f-rg1_name').value;",
+            vec![]
+        )
+        .await,
+        "web"
+    );
+    let (over, scroll, inner) = b.overflows_horizontally().await;
+    assert!(
+        !over,
+        "the service form scrolls sideways at 375 px: {scroll} > {inner}"
+    );
+    b.click("form.form button[type=submit]").await;
+    b.wait_until(
+        "location.pathname === '/configuration/services'",
+        "the service list after saving",
+        10 * SECS,
+    )
+    .await;
+    let service = s
+        .store
+        .list_services()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.name == "shop")
+        .expect("the service is saved");
+    assert_eq!(service.redundancy_groups.len(), 1, "{service:?}");
+    let rg = &service.redundancy_groups[0];
+    assert_eq!(rg.name, "web");
+    let mut members = rg.members.clone();
+    members.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        members,
+        vec![
+            prophasis_model::Member::Host(s.host),
+            prophasis_model::Member::Host(web2)
+        ]
+    );
+    b.close().await;
     s.running.stop().await;
 }
