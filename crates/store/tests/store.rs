@@ -1032,6 +1032,31 @@ async fn retention_removes_old_rows(s: &Store) {
         3
     );
     assert_eq!(s.apply_retention(now).await.unwrap(), Default::default());
+
+    // A series that stopped reporting long ago keeps its latest result and, with it, its
+    // open buckets (they live in the latest row); only closed buckets expire.
+    s.put_plugin(&plugin("a.old"), &package()).await.unwrap();
+    let old = result(
+        h,
+        "a.old",
+        now - 1000 * day,
+        Some(4.0),
+        Classification::Minor,
+    );
+    s.insert_results(std::slice::from_ref(&old)).await.unwrap();
+    s.apply_retention(now).await.unwrap();
+    assert_eq!(s.latest_result(h, "a.old").await.unwrap(), Some(old));
+    for resolution in Resolution::ALL {
+        let kept = s
+            .rollups_range(h, "a.old", resolution, 0, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            (kept.len(), kept[0].count, kept[0].avg),
+            (1, 1, Some(4.0)),
+            "{resolution:?}"
+        );
+    }
 }
 
 async fn deleting_a_host_takes_its_data(s: &Store) {
