@@ -293,11 +293,12 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
     })
 }
 
-/// Reads of long ranges (a 30-day graph is 43,200 results) straight from the SQLite
-/// library. sqlx's SQLite driver runs statements on a worker thread and hands every row
-/// across a channel as an owned row object, which costs several microseconds per row; on
-/// this path that was most of the time. This module steps one prepared statement on the
-/// connection sqlx holds (locked for the duration) and builds the model values directly.
+/// Reads of many rows straight from the SQLite library: long ranges (a 30-day graph is
+/// 43,200 results) and the open buckets of a batch's series (10,000 latest rows). sqlx's
+/// SQLite driver runs statements on a worker thread and hands every row across a channel
+/// as an owned row object, which costs several microseconds per row; on these paths that
+/// was most of the time. This module steps prepared statements on the connection sqlx
+/// holds (locked for the duration) and builds the values directly.
 pub(crate) mod fast {
     use std::collections::HashMap;
     use std::ffi::{c_int, CStr};
