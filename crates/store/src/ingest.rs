@@ -1,9 +1,20 @@
 //! Turning a batch of results into the rows the store writes: deduplicated, sorted, with
-//! the newest result per (host, plugin) for the `latest` table and the batch's own rollups.
+//! the newest result per (host, plugin) for the `latest` table, the batch's own rollup
+//! buckets, and ([`merge`]) what those buckets do to the open buckets kept in `latest`.
 //!
 //! This is pure Rust so both backends write exactly the same thing, and so the work that
-//! can be done without the database (sorting, aggregating) is not paid for inside the
-//! write transaction's SQL.
+//! can be done without the database (sorting, aggregating, deciding which bucket closes)
+//! is not paid for inside the write transaction's SQL.
+//!
+//! # Open buckets
+//! Each series keeps its newest 5-minute and hourly buckets in its `latest` row; `rollups`
+//! only holds buckets older than those (migration 0005). A result in the open bucket
+//! changes only the latest row; a result in a later bucket closes the open one (it is
+//! written to `rollups`) and opens its own; a late result, in a bucket older than the open
+//! one, is merged into `rollups` as before. So a series reporting every minute costs two
+//! B-tree writes per result plus a rollup row every 5th and 60th result, not four writes.
+//! The merge reads the stored latest rows first, so writers must not interleave: see the
+//! crate doc on serialised ingest.
 
 use std::collections::HashMap;
 
@@ -39,6 +50,40 @@ pub(crate) struct Agg {
     pub n_all: i64,
     pub worst: i16,
 }
+
+impl Agg {
+    fn add(&mut self, r: &Row<'_>) {
+        self.n_all += 1;
+        self.worst = self.worst.max(r.classification);
+        if let Some(v) = r.value {
+            self.n_value += 1;
+            self.sum += v;
+            self.min = Some(self.min.map_or(v, |m| m.min(v)));
+            self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        }
+    }
+
+    /// Merges another aggregate of the same bucket into this one (what the SQL upsert of
+    /// `rollups` does, done here for an open bucket).
+    pub fn absorb(&mut self, o: &Agg) {
+        fn pick(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(f(a, b)),
+                (a, b) => a.or(b),
+            }
+        }
+        self.min = pick(self.min, o.min, f64::min);
+        self.max = pick(self.max, o.max, f64::max);
+        self.sum += o.sum;
+        self.n_value += o.n_value;
+        self.n_all += o.n_all;
+        self.worst = self.worst.max(o.worst);
+    }
+}
+
+/// The open buckets of one series as stored in its latest row, by resolution in the order
+/// of [`Resolution::ALL`] (5 minutes, one hour).
+pub(crate) type OpenBuckets = [Option<Agg>; 2];
 
 pub(crate) struct Prepared<'a> {
     /// Sorted by (host, plugin, time), at most one row per key (the last one given wins).
@@ -119,15 +164,7 @@ pub(crate) fn prepare<'a>(
                     worst: r.classification,
                 });
             }
-            let a = current.as_mut().expect("set above");
-            a.n_all += 1;
-            a.worst = a.worst.max(r.classification);
-            if let Some(v) = r.value {
-                a.n_value += 1;
-                a.sum += v;
-                a.min = Some(a.min.map_or(v, |m| m.min(v)));
-                a.max = Some(a.max.map_or(v, |m| m.max(v)));
-            }
+            current.as_mut().expect("set above").add(r);
         }
         if let Some(done) = current {
             rollups.push(done);
@@ -136,6 +173,60 @@ pub(crate) fn prepare<'a>(
     Prepared {
         rows,
         latest,
+        rollups,
+    }
+}
+
+/// What a prepared batch writes besides its results rows.
+pub(crate) struct Merged {
+    /// Parallel to [`Prepared::latest`]: the open buckets each series' latest row gets.
+    pub open: Vec<OpenBuckets>,
+    /// Parallel to [`Prepared::latest`]: whether the series has a latest row already.
+    pub exists: Vec<bool>,
+    /// Buckets to merge into `rollups` (closed open buckets, the batch's own buckets older
+    /// than the open one or closed within the batch), in primary key order.
+    pub rollups: Vec<Agg>,
+}
+
+/// Decides, per series and resolution, what the batch's buckets do to the stored open
+/// bucket (`stored`, keyed by (host, plugin); a series absent from it has none): a bucket
+/// older than the open one is late data for `rollups`; the same bucket merges into it; a
+/// newer one closes it (to `rollups`) and becomes the open bucket. Buckets are visited in
+/// time order, so several newer buckets in one batch close one after the other.
+pub(crate) fn merge(p: &Prepared<'_>, stored: &HashMap<(i64, i32), OpenBuckets>) -> Merged {
+    let key = |i: usize| (p.rows[i].host_id, p.rows[i].plugin_pk);
+    let mut open: Vec<OpenBuckets> = p
+        .latest
+        .iter()
+        .map(|&i| stored.get(&key(i)).cloned().unwrap_or_default())
+        .collect();
+    let exists = p
+        .latest
+        .iter()
+        .map(|&i| stored.contains_key(&key(i)))
+        .collect();
+    let mut rollups = Vec::new();
+    for (slot_of, resolution) in Resolution::ALL.into_iter().enumerate() {
+        let code = resolution_code(resolution);
+        // `p.rollups` and `p.latest` are both in (host, plugin) order.
+        let mut series = 0;
+        for a in p.rollups.iter().filter(|a| a.resolution == code) {
+            while key(p.latest[series]) != (a.host_id, a.plugin_pk) {
+                series += 1;
+            }
+            let slot = &mut open[series][slot_of];
+            match slot {
+                None => *slot = Some(a.clone()),
+                Some(o) if a.bucket < o.bucket => rollups.push(a.clone()),
+                Some(o) if a.bucket == o.bucket => o.absorb(a),
+                Some(o) => rollups.push(std::mem::replace(o, a.clone())),
+            }
+        }
+    }
+    rollups.sort_by_key(|a| (a.host_id, a.plugin_pk, a.resolution, a.bucket));
+    Merged {
+        open,
+        exists,
         rollups,
     }
 }
@@ -200,6 +291,166 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use prophasis_model::{Classification, ResultType};
+
+    const MIN: i64 = 60_000;
+    const FIVE: i64 = 5 * MIN;
+    const HOUR: i64 = 60 * MIN;
+
+    fn batch(points: &[(i64, f64)]) -> Vec<CheckResult> {
+        points
+            .iter()
+            .map(|&(ts, v)| CheckResult {
+                host_id: 1,
+                plugin_id: "a.b".into(),
+                check_id: None,
+                timestamp: ts,
+                value: Some(v),
+                message: String::new(),
+                result_type: ResultType::Plugin,
+                classification: Classification::Ok,
+            })
+            .collect()
+    }
+
+    fn agg(resolution: i16, bucket: i64, values: &[f64]) -> Agg {
+        let mut a = Agg {
+            host_id: 1,
+            plugin_pk: 7,
+            resolution,
+            bucket,
+            min: None,
+            max: None,
+            sum: 0.0,
+            n_value: 0,
+            n_all: 0,
+            worst: classification_code(Classification::Ok),
+        };
+        for v in values {
+            a.absorb(&Agg {
+                min: Some(*v),
+                max: Some(*v),
+                sum: *v,
+                n_value: 1,
+                n_all: 1,
+                ..a.clone()
+            });
+        }
+        a
+    }
+
+    fn run(points: &[(i64, f64)], stored: Option<OpenBuckets>) -> Merged {
+        let results = batch(points);
+        let pks = HashMap::from([("a.b", 7)]);
+        let p = prepare(&results, &pks);
+        let stored: HashMap<(i64, i32), OpenBuckets> =
+            stored.into_iter().map(|o| ((1, 7), o)).collect();
+        merge(&p, &stored)
+    }
+
+    #[test]
+    fn a_new_series_opens_its_newest_buckets_and_closes_the_others() {
+        let m = run(
+            &[(0, 1.0), (MIN, 3.0), (FIVE, 5.0), (HOUR + FIVE, 7.0)],
+            None,
+        );
+        assert_eq!(
+            m.open,
+            vec![[
+                Some(agg(1, HOUR + FIVE, &[7.0])),
+                Some(agg(2, HOUR, &[7.0]))
+            ]]
+        );
+        assert_eq!(
+            m.rollups,
+            vec![
+                agg(1, 0, &[1.0, 3.0]),
+                agg(1, FIVE, &[5.0]),
+                agg(2, 0, &[1.0, 3.0, 5.0])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_result_in_the_open_bucket_writes_no_rollup() {
+        let stored = [Some(agg(1, FIVE, &[2.0])), Some(agg(2, 0, &[1.0, 2.0]))];
+        let m = run(&[(FIVE + MIN, 4.0)], Some(stored));
+        assert!(m.rollups.is_empty());
+        assert_eq!(
+            m.open,
+            vec![[
+                Some(agg(1, FIVE, &[2.0, 4.0])),
+                Some(agg(2, 0, &[1.0, 2.0, 4.0]))
+            ]]
+        );
+    }
+
+    #[test]
+    fn a_newer_bucket_closes_the_open_one_per_resolution() {
+        let stored = [Some(agg(1, FIVE, &[2.0])), Some(agg(2, 0, &[2.0]))];
+        let m = run(&[(2 * FIVE, 4.0)], Some(stored.clone()));
+        assert_eq!(
+            m.rollups,
+            vec![stored[0].clone().unwrap()],
+            "the hour stays open"
+        );
+        assert_eq!(
+            m.open,
+            vec![[Some(agg(1, 2 * FIVE, &[4.0])), Some(agg(2, 0, &[2.0, 4.0]))]]
+        );
+    }
+
+    #[test]
+    fn late_data_goes_to_rollups_and_leaves_the_open_bucket() {
+        let stored = [
+            Some(agg(1, 2 * HOUR, &[9.0])),
+            Some(agg(2, 2 * HOUR, &[9.0])),
+        ];
+        // Late (two buckets), the open bucket itself, and a newer one, in one batch.
+        let m = run(
+            &[
+                (HOUR + FIVE, 1.0),
+                (0, 2.0),
+                (2 * HOUR + MIN, 3.0),
+                (2 * HOUR + FIVE, 4.0),
+            ],
+            Some(stored),
+        );
+        assert_eq!(
+            m.rollups,
+            vec![
+                agg(1, 0, &[2.0]),
+                agg(1, HOUR + FIVE, &[1.0]),
+                agg(1, 2 * HOUR, &[9.0, 3.0]),
+                agg(2, 0, &[2.0]),
+                agg(2, HOUR, &[1.0]),
+            ]
+        );
+        assert_eq!(
+            m.open,
+            vec![[
+                Some(agg(1, 2 * HOUR + FIVE, &[4.0])),
+                Some(agg(2, 2 * HOUR, &[9.0, 3.0, 4.0]))
+            ]]
+        );
+    }
+
+    #[test]
+    fn absorb_keeps_missing_values_missing() {
+        let mut a = agg(1, 0, &[]);
+        a.absorb(&agg(1, 0, &[]));
+        assert_eq!((a.min, a.max, a.n_value), (None, None, 0));
+        a.absorb(&agg(1, 0, &[-3.0, 5.0]));
+        assert_eq!(
+            (a.min, a.max, a.sum, a.n_value),
+            (Some(-3.0), Some(5.0), 2.0, 2)
+        );
+    }
+}
+
 /// The upserts both backends use to write a prepared batch; only how the rows are passed
 /// (multi-row VALUES for SQLite, arrays for PostgreSQL) differs.
 pub(crate) mod sql {
@@ -207,12 +458,37 @@ pub(crate) mod sql {
     pub const UPSERT_RESULTS: &str = "ON CONFLICT (host_id, plugin_pk, ts) DO UPDATE SET \
         check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
         result_type = excluded.result_type, classification = excluded.classification";
-    pub const INSERT_LATEST: &str = "INSERT INTO latest (host_id, plugin_pk, ts, check_id, value, message, result_type, classification)";
-    /// A batch that arrives late must not replace a newer latest result.
+    pub const INSERT_LATEST: &str = "INSERT INTO latest (host_id, plugin_pk, ts, check_id, value, message, result_type, classification, \
+        m5_bucket, m5_min, m5_max, m5_sum, m5_n_value, m5_n_all, m5_worst, \
+        h1_bucket, h1_min, h1_max, h1_sum, h1_n_value, h1_n_all, h1_worst)";
+    /// The open buckets are always the merged ones; the result columns only change when
+    /// the batch's newest result is not older than the stored one (a batch that arrives
+    /// late must not replace a newer latest result).
     pub const UPSERT_LATEST: &str = "ON CONFLICT (host_id, plugin_pk) DO UPDATE SET \
-        ts = excluded.ts, check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
-        result_type = excluded.result_type, classification = excluded.classification \
-        WHERE excluded.ts >= latest.ts";
+        ts = CASE WHEN excluded.ts >= latest.ts THEN excluded.ts ELSE latest.ts END, \
+        check_id = CASE WHEN excluded.ts >= latest.ts THEN excluded.check_id ELSE latest.check_id END, \
+        value = CASE WHEN excluded.ts >= latest.ts THEN excluded.value ELSE latest.value END, \
+        message = CASE WHEN excluded.ts >= latest.ts THEN excluded.message ELSE latest.message END, \
+        result_type = CASE WHEN excluded.ts >= latest.ts THEN excluded.result_type ELSE latest.result_type END, \
+        classification = CASE WHEN excluded.ts >= latest.ts THEN excluded.classification ELSE latest.classification END, \
+        m5_bucket = excluded.m5_bucket, m5_min = excluded.m5_min, m5_max = excluded.m5_max, \
+        m5_sum = excluded.m5_sum, m5_n_value = excluded.m5_n_value, m5_n_all = excluded.m5_n_all, \
+        m5_worst = excluded.m5_worst, \
+        h1_bucket = excluded.h1_bucket, h1_min = excluded.h1_min, h1_max = excluded.h1_max, \
+        h1_sum = excluded.h1_sum, h1_n_value = excluded.h1_n_value, h1_n_all = excluded.h1_n_all, \
+        h1_worst = excluded.h1_worst";
+    /// The open buckets of a latest row, in the order `OpenBuckets` takes them.
+    pub const OPEN_COLUMNS: &str =
+        "m5_bucket, m5_min, m5_max, m5_sum, m5_n_value, m5_n_all, m5_worst, \
+        h1_bucket, h1_min, h1_max, h1_sum, h1_n_value, h1_n_all, h1_worst";
+    /// The prefix of the open bucket columns of one resolution (by `resolution_code`).
+    pub fn open_prefix(resolution_code: i16) -> &'static str {
+        if resolution_code == 1 {
+            "m5"
+        } else {
+            "h1"
+        }
+    }
     pub const INSERT_ROLLUPS: &str = "INSERT INTO rollups (host_id, plugin_pk, resolution, bucket, min_value, max_value, sum_value, n_value, n_all, worst)";
     pub const UPSERT_ROLLUPS: &str = "ON CONFLICT (host_id, plugin_pk, resolution, bucket) DO UPDATE SET \
         min_value = CASE WHEN rollups.min_value IS NULL OR excluded.min_value < rollups.min_value \

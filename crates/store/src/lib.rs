@@ -11,10 +11,10 @@
 //! handful of functions differ per backend: opening, the write transaction, the migration
 //! lock, listing tables, bulk writes of a results batch, range reads and storage statistics.
 //!
-//! Two hot paths go below the shared SQL, measured in `benches/store.rs`: a results batch is
-//! written on SQLite by stepping single-row prepared statements through SQLite's C API on
-//! the connection sqlx holds, and as `UNNEST` over arrays on PostgreSQL; long range reads
-//! (a 30-day graph is 43,200 rows) step SQLite's C API the same way (sqlx's driver hands
+//! Hot paths, measured in `benches/store.rs`: a results batch is written on SQLite as
+//! multi-row `VALUES` with anonymous `?` placeholders, and as `UNNEST` over arrays on
+//! PostgreSQL; reads of many rows (a 30-day graph is 43,200 rows; the open buckets of a
+//! batch's series) step SQLite's C API on the connection sqlx holds (sqlx's driver hands
 //! each row across a channel, 18× slower) and come back from PostgreSQL as a binary `COPY`
 //! (raw results) or one row of arrays (`array_agg`, rollups).
 //! Booleans are `INTEGER` 0/1 on SQLite and `BOOLEAN` on PostgreSQL (both decode to `bool`
@@ -67,8 +67,22 @@
 //! The results table has no foreign keys (checking three parents per row would cost more
 //! than the insert); references are checked once per batch. Each batch also upserts the
 //! `latest` table (newest result per host and plugin, so health at startup is one read)
-//! and the 5-minute and hourly rollups, aggregated in Rust per (host, plugin, bucket) and
-//! merged in SQL. Result types and classifications are stored as small integers and the
+//! and updates the 5-minute and hourly rollups, aggregated in Rust per (host, plugin,
+//! bucket). Each series' newest ("open") bucket of each resolution is kept in its `latest`
+//! row, not in `rollups`: a result in the open bucket costs no rollup write, and a rollups
+//! row is written when a bucket closes (a result arrives in a later one) or late data
+//! lands in an older one (merged by an upsert). Readers of rollups ([`Store::rollups_range`],
+//! [`Store::series`], delete impact counts) add the open bucket, so the answers are those
+//! of one table; retention never deletes an open bucket (it belongs to the latest row,
+//! which is kept). See `ingest.rs`.
+//!
+//! # Serialised ingest (invariant)
+//! A batch reads the open buckets of its series, merges in Rust and writes them back, so
+//! two batches must not interleave. Within a process [`Store`] holds an async mutex around
+//! [`Store::insert_results`]; across processes SQLite's `BEGIN IMMEDIATE` makes the batch's
+//! transaction the only writer, and on PostgreSQL every batch takes the same transaction
+//! advisory lock before reading. Any new code that writes the open-bucket columns of
+//! `latest` must take the same locks. Result types and classifications are stored as small integers and the
 //! plugin as an integer surrogate key. A result for the same host, plugin and millisecond
 //! as a stored one replaces it (the rollups then count both: it does not happen in
 //! practice, one check per host runs at a time). NaN or infinite values are stored as "no
@@ -95,7 +109,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -251,6 +265,8 @@ pub struct Store {
     backend: Backend,
     location: String,
     retention: RwLock<Retention>,
+    /// Serialises [`Store::insert_results`] (see "Serialised ingest" in the crate doc).
+    ingest: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -294,6 +310,7 @@ impl Store {
             backend,
             location,
             retention: RwLock::new(Retention::default()),
+            ingest: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -565,6 +582,7 @@ impl Store {
     /// Stores a batch in one transaction, with the latest table and rollups; durable when
     /// this returns. Unknown hosts, plugins or checks refuse the whole batch.
     pub async fn insert_results(&self, results: &[CheckResult]) -> Result<()> {
+        let _one_writer = self.ingest.lock().await;
         dispatch!(self, insert_results(results))
     }
     pub async fn latest_result(&self, host: HostId, plugin: &str) -> Result<Option<CheckResult>> {

@@ -430,7 +430,14 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
     );
     m.insert(
         "rollups",
-        count(c, "SELECT COUNT(*) FROM rollups WHERE host_id = $1", id).await?,
+        // Open buckets live in the latest rows (migration 0005); counted as before.
+        count(
+            c,
+            "SELECT (SELECT COUNT(*) FROM rollups WHERE host_id = $1) \
+             + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE host_id = $1)",
+            id,
+        )
+        .await?,
     );
     m.insert(
         "latest_results",
@@ -865,7 +872,14 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
     );
     m.insert(
         "rollups",
-        count(c, "SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1", pk).await?,
+        // Open buckets live in the latest rows (migration 0005); counted as before.
+        count(
+            c,
+            "SELECT (SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1) \
+             + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE plugin_pk = $1)",
+            pk,
+        )
+        .await?,
     );
     m.insert(
         "latest_results",
@@ -2216,7 +2230,13 @@ pub(crate) async fn insert_results(pool: &Pool, results: &[CheckResult]) -> Resu
     }
     let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let prepared = ingest::prepare(results, &pks);
-    super::write_batch(&mut tx, &prepared).await?;
+    // Read, merge in Rust, write: the caller (`Store::insert_results`) holds the store's
+    // ingest lock, and the backend's transaction keeps other processes out (see
+    // `lock_for_ingest`), so nothing changes the open buckets in between.
+    super::lock_for_ingest(&mut tx).await?;
+    let stored = super::read_open_buckets(&mut tx, &prepared).await?;
+    let merged = ingest::merge(&prepared, &stored);
+    super::write_batch(&mut tx, &prepared, &merged).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
+use std::collections::HashMap;
+
 use crate::error::Result;
-use crate::ingest::Prepared;
+use crate::ingest::{sql::OPEN_COLUMNS, Agg, Merged, OpenBuckets, Prepared, Row};
 use crate::StorageStats;
 
 pub(crate) type DB = sqlx::Postgres;
@@ -29,11 +31,18 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_api_tokens.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_open_buckets.sql"),
+    ),
 ];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes
 /// that start together migrate one after the other.
 const MIGRATION_LOCK: i64 = 0x5072_6f70_6861_7369; // "Prophasi"
+/// Held by every results batch until it commits, so batches from several Prophasis nodes
+/// on one database read and rewrite the open buckets one after the other.
+const INGEST_LOCK: i64 = 0x5072_6f70_696e_6773; // "Propings"
 
 pub(crate) async fn open(url: &str) -> Result<(PgPool, String)> {
     let options = PgConnectOptions::from_str(url)?;
@@ -65,6 +74,59 @@ pub(crate) async fn lock_for_migration(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
+/// Ingest reads the open buckets and writes them back merged: another node's batch in
+/// between would lose its update (read committed sees its commit only afterwards).
+pub(crate) async fn lock_for_ingest(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(INGEST_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The open buckets of the batch's series, in one statement (the series as two arrays).
+pub(crate) async fn read_open_buckets(
+    conn: &mut PgConnection,
+    p: &Prepared<'_>,
+) -> Result<HashMap<(i64, i32), OpenBuckets>> {
+    use sqlx::Row;
+    let hosts: Vec<i64> = p.latest.iter().map(|&i| p.rows[i].host_id).collect();
+    let pks: Vec<i32> = p.latest.iter().map(|&i| p.rows[i].plugin_pk).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT l.host_id, l.plugin_pk, {OPEN_COLUMNS} FROM latest l \
+         JOIN UNNEST($1::BIGINT[], $2::INTEGER[]) AS b(host_id, plugin_pk) \
+         ON l.host_id = b.host_id AND l.plugin_pk = b.plugin_pk"
+    ))
+    .bind(hosts)
+    .bind(pks)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let host: i64 = r.try_get(0)?;
+        let pk: i32 = r.try_get(1)?;
+        let bucket = |col: usize, resolution: i16| -> Result<Option<Agg>> {
+            let Some(bucket) = r.try_get::<Option<i64>, _>(col)? else {
+                return Ok(None);
+            };
+            Ok(Some(Agg {
+                host_id: host,
+                plugin_pk: pk,
+                resolution,
+                bucket,
+                min: r.try_get(col + 1)?,
+                max: r.try_get(col + 2)?,
+                sum: r.try_get::<Option<f64>, _>(col + 3)?.unwrap_or(0.0),
+                n_value: r.try_get::<Option<i64>, _>(col + 4)?.unwrap_or(0),
+                n_all: r.try_get::<Option<i64>, _>(col + 5)?.unwrap_or(0),
+                worst: r.try_get::<Option<i16>, _>(col + 6)?.unwrap_or(0),
+            }))
+        };
+        out.insert((host, pk), [bucket(2, 1)?, bucket(9, 2)?]);
+    }
+    Ok(out)
+}
+
 pub(crate) async fn list_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
@@ -74,24 +136,93 @@ pub(crate) async fn list_tables(conn: &mut PgConnection) -> Result<Vec<String>> 
     .await?)
 }
 
-pub(crate) async fn write_batch(conn: &mut PgConnection, p: &Prepared<'_>) -> Result<()> {
+const UNNEST_RESULTS: &str = "UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], \
+     $5::DOUBLE PRECISION[], $6::TEXT[], $7::SMALLINT[], $8::SMALLINT[])";
+
+/// The columns of a latest row with its open buckets, as arrays.
+const UNNEST_LATEST: &str = "UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], \
+     $5::DOUBLE PRECISION[], $6::TEXT[], $7::SMALLINT[], $8::SMALLINT[], \
+     $9::BIGINT[], $10::DOUBLE PRECISION[], $11::DOUBLE PRECISION[], $12::DOUBLE PRECISION[], \
+     $13::BIGINT[], $14::BIGINT[], $15::SMALLINT[], \
+     $16::BIGINT[], $17::DOUBLE PRECISION[], $18::DOUBLE PRECISION[], $19::DOUBLE PRECISION[], \
+     $20::BIGINT[], $21::BIGINT[], $22::SMALLINT[])";
+
+/// Existing latest rows are updated with a plain `UPDATE`: `INSERT … ON CONFLICT DO
+/// UPDATE` would first probe the index for a conflict and lock the row it finds (a WAL
+/// record of its own) before the same update. The result columns change only when the
+/// batch's newest result is not older than the stored one.
+const UPDATE_LATEST: &str = "UPDATE latest l SET \
+    ts = CASE WHEN u.ts >= l.ts THEN u.ts ELSE l.ts END, \
+    check_id = CASE WHEN u.ts >= l.ts THEN u.check_id ELSE l.check_id END, \
+    value = CASE WHEN u.ts >= l.ts THEN u.value ELSE l.value END, \
+    message = CASE WHEN u.ts >= l.ts THEN u.message ELSE l.message END, \
+    result_type = CASE WHEN u.ts >= l.ts THEN u.result_type ELSE l.result_type END, \
+    classification = CASE WHEN u.ts >= l.ts THEN u.classification ELSE l.classification END, \
+    m5_bucket = u.m5_bucket, m5_min = u.m5_min, m5_max = u.m5_max, m5_sum = u.m5_sum, \
+    m5_n_value = u.m5_n_value, m5_n_all = u.m5_n_all, m5_worst = u.m5_worst, \
+    h1_bucket = u.h1_bucket, h1_min = u.h1_min, h1_max = u.h1_max, h1_sum = u.h1_sum, \
+    h1_n_value = u.h1_n_value, h1_n_all = u.h1_n_all, h1_worst = u.h1_worst";
+const UPDATE_LATEST_FROM: &str =
+    "AS u(host_id, plugin_pk, ts, check_id, value, message, result_type, \
+    classification, m5_bucket, m5_min, m5_max, m5_sum, m5_n_value, m5_n_all, m5_worst, \
+    h1_bucket, h1_min, h1_max, h1_sum, h1_n_value, h1_n_all, h1_worst) \
+    WHERE l.host_id = u.host_id AND l.plugin_pk = u.plugin_pk";
+
+pub(crate) async fn write_batch(
+    conn: &mut PgConnection,
+    p: &Prepared<'_>,
+    m: &Merged,
+) -> Result<()> {
     use crate::ingest::sql::*;
-    let unnest_results =
-        "SELECT * FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], \
-                          $5::DOUBLE PRECISION[], $6::TEXT[], $7::SMALLINT[], $8::SMALLINT[])";
-    for (head, tail, rows) in [
-        (
-            INSERT_RESULTS,
-            UPSERT_RESULTS,
-            p.rows.iter().collect::<Vec<_>>(),
-        ),
-        (
-            INSERT_LATEST,
-            UPSERT_LATEST,
-            p.latest.iter().map(|i| &p.rows[*i]).collect(),
-        ),
-    ] {
-        sqlx::query(&format!("{head} {unnest_results} {tail}"))
+    // A plain INSERT costs the server less than INSERT … ON CONFLICT (no speculative
+    // insertion, no extra index probe); a result for a stored (host, plugin, millisecond)
+    // is rare, so that case retries the batch's results with the upsert.
+    sqlx::query("SAVEPOINT results_insert")
+        .execute(&mut *conn)
+        .await?;
+    let plain = bind_results(
+        sqlx::query(&format!("{INSERT_RESULTS} SELECT * FROM {UNNEST_RESULTS}")),
+        &p.rows,
+    )
+    .execute(&mut *conn)
+    .await;
+    match plain {
+        Ok(_) => {
+            sqlx::query("RELEASE SAVEPOINT results_insert")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Err(e) if is_unique_violation(&e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT results_insert")
+                .execute(&mut *conn)
+                .await?;
+            bind_results(
+                sqlx::query(&format!(
+                    "{INSERT_RESULTS} SELECT * FROM {UNNEST_RESULTS} {UPSERT_RESULTS}"
+                )),
+                &p.rows,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+
+    for existing in [true, false] {
+        let picked: Vec<usize> = (0..p.latest.len())
+            .filter(|&k| m.exists[k] == existing)
+            .collect();
+        if picked.is_empty() {
+            continue;
+        }
+        let sql = if existing {
+            format!("{UPDATE_LATEST} FROM {UNNEST_LATEST} {UPDATE_LATEST_FROM}")
+        } else {
+            // New series (or one whose row a concurrent delete removed: the upsert copes).
+            format!("{INSERT_LATEST} SELECT * FROM {UNNEST_LATEST} {UPSERT_LATEST}")
+        };
+        let rows: Vec<&Row<'_>> = picked.iter().map(|&k| &p.rows[p.latest[k]]).collect();
+        let mut q = sqlx::query(&sql)
             .bind(rows.iter().map(|r| r.host_id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.plugin_pk).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.ts).collect::<Vec<_>>())
@@ -99,11 +230,38 @@ pub(crate) async fn write_batch(conn: &mut PgConnection, p: &Prepared<'_>) -> Re
             .bind(rows.iter().map(|r| r.value).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.message).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.result_type).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.classification).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
+            .bind(rows.iter().map(|r| r.classification).collect::<Vec<_>>());
+        for slot in 0..2 {
+            let open: Vec<Option<&Agg>> =
+                picked.iter().map(|&k| m.open[k][slot].as_ref()).collect();
+            q = q
+                .bind(open.iter().map(|b| b.map(|b| b.bucket)).collect::<Vec<_>>())
+                .bind(
+                    open.iter()
+                        .map(|b| b.and_then(|b| b.min))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    open.iter()
+                        .map(|b| b.and_then(|b| b.max))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(open.iter().map(|b| b.map(|b| b.sum)).collect::<Vec<_>>())
+                .bind(
+                    open.iter()
+                        .map(|b| b.map(|b| b.n_value))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(open.iter().map(|b| b.map(|b| b.n_all)).collect::<Vec<_>>())
+                .bind(open.iter().map(|b| b.map(|b| b.worst)).collect::<Vec<_>>());
+        }
+        q.execute(&mut *conn).await?;
     }
-    let a = &p.rollups;
+
+    let a = &m.rollups;
+    if a.is_empty() {
+        return Ok(());
+    }
     sqlx::query(&format!(
         "{INSERT_ROLLUPS} SELECT * FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::SMALLINT[], $4::BIGINT[], \
          $5::DOUBLE PRECISION[], $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[], $8::BIGINT[], $9::BIGINT[], \
@@ -122,6 +280,25 @@ pub(crate) async fn write_batch(conn: &mut PgConnection, p: &Prepared<'_>) -> Re
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, DB, sqlx::postgres::PgArguments>;
+
+fn bind_results<'q, 'a: 'q>(q: PgQuery<'q>, rows: &[Row<'a>]) -> PgQuery<'q> {
+    q.bind(rows.iter().map(|r| r.host_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.plugin_pk).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.ts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.check_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.value).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.message).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.result_type).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.classification).collect::<Vec<_>>())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
 }
 
 pub(crate) async fn storage(pool: &PgPool) -> Result<StorageStats> {
@@ -147,6 +324,7 @@ pub(crate) mod fast {
 
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
+    use crate::ingest::sql::open_prefix;
 
     fn same_length(lengths: &[usize]) -> Result<usize> {
         let n = lengths.first().copied().unwrap_or(0);
@@ -305,13 +483,21 @@ pub(crate) mod fast {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Rollup>> {
-        let row = sqlx::query(
+        // The open bucket, newer than every rollups row of the series, is in `latest`; one
+        // statement reads both, so a batch closing it in between cannot hide it.
+        let c = open_prefix(resolution_code(resolution));
+        let row = sqlx::query(&format!(
             "SELECT array_agg(bucket), array_agg(min_value), array_agg(max_value), array_agg(sum_value), \
              array_agg(n_value), array_agg(n_all), array_agg(worst) FROM \
              (SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
               WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
-              AND resolution = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket) s",
-        )
+              AND resolution = $3 AND bucket >= $4 AND bucket < $5 \
+              UNION ALL \
+              SELECT {c}_bucket, {c}_min, {c}_max, {c}_sum, {c}_n_value, {c}_n_all, {c}_worst FROM latest \
+              WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
+              AND {c}_bucket >= $4 AND {c}_bucket < $5 \
+              ORDER BY 1) s"
+        ))
         .bind(host)
         .bind(plugin)
         .bind(resolution_code(resolution))

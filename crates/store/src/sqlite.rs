@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{Result, StoreError};
-use crate::ingest::Prepared;
+use crate::ingest::{Merged, OpenBuckets, Prepared};
 use crate::StorageStats;
 
 pub(crate) type DB = sqlx::Sqlite;
@@ -32,6 +32,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_alerting.sql")),
     (3, include_str!("../migrations/sqlite/0003_web.sql")),
     (4, include_str!("../migrations/sqlite/0004_api_tokens.sql")),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_open_buckets.sql"),
+    ),
 ];
 
 pub(crate) enum Target {
@@ -149,6 +153,14 @@ pub(crate) async fn lock_for_migration(_conn: &mut SqliteConnection) -> Result<(
     Ok(())
 }
 
+/// `BEGIN IMMEDIATE` already makes an ingest transaction the only writer of the file, so
+/// the open buckets it read cannot change before it writes them.
+pub(crate) async fn lock_for_ingest(_conn: &mut SqliteConnection) -> Result<()> {
+    Ok(())
+}
+
+pub(crate) use fast::read_open_buckets;
+
 pub(crate) async fn list_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
@@ -186,7 +198,11 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     sql
 }
 
-pub(crate) async fn write_batch(conn: &mut SqliteConnection, p: &Prepared<'_>) -> Result<()> {
+pub(crate) async fn write_batch(
+    conn: &mut SqliteConnection,
+    p: &Prepared<'_>,
+    m: &Merged,
+) -> Result<()> {
     use crate::ingest::sql::*;
     for chunk in p.rows.chunks(ROWS_PER_STATEMENT) {
         let sql = values_sql(INSERT_RESULTS, 8, chunk.len(), UPSERT_RESULTS);
@@ -204,10 +220,11 @@ pub(crate) async fn write_batch(conn: &mut SqliteConnection, p: &Prepared<'_>) -
         }
         q.execute(&mut *conn).await?;
     }
-    for chunk in p.latest.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(INSERT_LATEST, 8, chunk.len(), UPSERT_LATEST);
+    let latest: Vec<(usize, &OpenBuckets)> = p.latest.iter().copied().zip(&m.open).collect();
+    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(INSERT_LATEST, 22, chunk.len(), UPSERT_LATEST);
         let mut q = sqlx::query(&sql);
-        for i in chunk {
+        for (i, open) in chunk {
             let r = &p.rows[*i];
             q = q
                 .bind(r.host_id)
@@ -218,10 +235,20 @@ pub(crate) async fn write_batch(conn: &mut SqliteConnection, p: &Prepared<'_>) -
                 .bind(r.message)
                 .bind(r.result_type)
                 .bind(r.classification);
+            for b in open.iter() {
+                q = q
+                    .bind(b.as_ref().map(|b| b.bucket))
+                    .bind(b.as_ref().and_then(|b| b.min))
+                    .bind(b.as_ref().and_then(|b| b.max))
+                    .bind(b.as_ref().map(|b| b.sum))
+                    .bind(b.as_ref().map(|b| b.n_value))
+                    .bind(b.as_ref().map(|b| b.n_all))
+                    .bind(b.as_ref().map(|b| b.worst));
+            }
         }
         q.execute(&mut *conn).await?;
     }
-    for chunk in p.rollups.chunks(ROWS_PER_STATEMENT) {
+    for chunk in m.rollups.chunks(ROWS_PER_STATEMENT) {
         let sql = values_sql(INSERT_ROLLUPS, 10, chunk.len(), UPSERT_ROLLUPS);
         let mut q = sqlx::query(&sql);
         for a in chunk {
@@ -266,21 +293,24 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
     })
 }
 
-/// Reads of long ranges (a 30-day graph is 43,200 results) straight from the SQLite
-/// library. sqlx's SQLite driver runs statements on a worker thread and hands every row
-/// across a channel as an owned row object, which costs several microseconds per row; on
-/// this path that was most of the time. This module steps one prepared statement on the
-/// connection sqlx holds (locked for the duration) and builds the model values directly.
+/// Reads of many rows straight from the SQLite library: long ranges (a 30-day graph is
+/// 43,200 results) and the open buckets of a batch's series (10,000 latest rows). sqlx's
+/// SQLite driver runs statements on a worker thread and hands every row across a channel
+/// as an owned row object, which costs several microseconds per row; on these paths that
+/// was most of the time. This module steps prepared statements on the connection sqlx
+/// holds (locked for the duration) and builds the values directly.
 pub(crate) mod fast {
+    use std::collections::HashMap;
     use std::ffi::{c_int, CStr};
     use std::ptr;
 
     use libsqlite3_sys as ffi;
     use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
-    use sqlx::sqlite::SqlitePool;
+    use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
+    use crate::ingest::{sql::open_prefix, sql::OPEN_COLUMNS, Agg, OpenBuckets, Prepared};
 
     /// A prepared statement finalized on every way out.
     struct Stmt {
@@ -343,6 +373,19 @@ pub(crate) mod fast {
             Ok(stmt)
         }
 
+        /// Runs the statement again with a new first (integer) parameter.
+        fn rebind_first(&mut self, v: i64) -> Result<()> {
+            // SAFETY: valid statement, see `prepare`.
+            let rc = unsafe {
+                ffi::sqlite3_reset(self.raw);
+                ffi::sqlite3_bind_int64(self.raw, 1, v)
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(error(self.db, rc));
+            }
+            Ok(())
+        }
+
         /// `Ok(true)` while there is a row.
         fn step(&mut self) -> Result<bool> {
             // SAFETY: valid statement, see `prepare`.
@@ -391,6 +434,70 @@ pub(crate) mod fast {
     }
 
     const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = ?2)";
+
+    impl Stmt {
+        /// The open bucket whose seven columns start at `col` (NULL bucket: none).
+        fn open_bucket(
+            &self,
+            col: c_int,
+            host_id: i64,
+            plugin_pk: i32,
+            resolution: i16,
+        ) -> Result<Option<Agg>> {
+            let Some(bucket) = self.opt_i64(col) else {
+                return Ok(None);
+            };
+            Ok(Some(Agg {
+                host_id,
+                plugin_pk,
+                resolution,
+                bucket,
+                min: self.opt_f64(col + 1),
+                max: self.opt_f64(col + 2),
+                sum: self.opt_f64(col + 3).unwrap_or(0.0),
+                n_value: self.i64(col + 4),
+                n_all: self.i64(col + 5),
+                worst: self.i16(col + 6)?,
+            }))
+        }
+    }
+
+    /// The open buckets of every series of the batch's hosts, read in the ingest
+    /// transaction: one indexed lookup per host (its plugins are adjacent in `latest`), and
+    /// through the C API because sqlx would hand each of 10,000 rows across a channel.
+    pub(crate) async fn read_open_buckets(
+        conn: &mut SqliteConnection,
+        p: &Prepared<'_>,
+    ) -> Result<HashMap<(i64, i32), OpenBuckets>> {
+        let mut hosts: Vec<i64> = p.latest.iter().map(|&i| p.rows[i].host_id).collect();
+        hosts.dedup();
+        let mut out = HashMap::with_capacity(p.latest.len());
+        let Some(&first) = hosts.first() else {
+            return Ok(out);
+        };
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        let sql =
+            format!("SELECT host_id, plugin_pk, {OPEN_COLUMNS} FROM latest WHERE host_id = ?1");
+        // SAFETY: `db` is the transaction's connection, locked by `handle` until the
+        // statement is finalized at the end of this function.
+        let mut stmt = unsafe { Stmt::prepare(db, &sql, &[Arg::Int(first)])? };
+        for (n, host) in hosts.iter().enumerate() {
+            if n > 0 {
+                stmt.rebind_first(*host)?;
+            }
+            while stmt.step()? {
+                let pk = stmt.i64(1) as i32;
+                let open = [
+                    stmt.open_bucket(2, *host, pk, 1)?,
+                    stmt.open_bucket(9, *host, pk, 2)?,
+                ];
+                out.insert((*host, pk), open);
+            }
+        }
+        drop(stmt);
+        Ok(out)
+    }
 
     pub(crate) async fn results_range(
         pool: &SqlitePool,
@@ -443,10 +550,17 @@ pub(crate) mod fast {
         let mut conn = pool.acquire().await?;
         let mut handle = conn.lock_handle().await?;
         let db = handle.as_raw_handle().as_ptr();
+        // The open bucket, newer than every rollups row of the series, is in `latest`; one
+        // statement reads both, so a batch closing it in between cannot hide it.
+        let c = open_prefix(resolution_code(resolution));
         let sql = format!(
             "SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
              WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND resolution = ?3 \
-             AND bucket >= ?4 AND bucket < ?5 ORDER BY bucket"
+             AND bucket >= ?4 AND bucket < ?5 \
+             UNION ALL \
+             SELECT {c}_bucket, {c}_min, {c}_max, {c}_sum, {c}_n_value, {c}_n_all, {c}_worst FROM latest \
+             WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND {c}_bucket >= ?4 AND {c}_bucket < ?5 \
+             ORDER BY 1"
         );
         let args = [
             Arg::Int(host),

@@ -232,3 +232,99 @@ pub fn result(
         classification: c,
     }
 }
+
+// --- Rollups recomputed from raw results ----------------------------------------------
+
+/// A small deterministic generator (xorshift64*), so a failing random case repeats.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What `rollups_range` must return for one series, computed from its raw results (one
+/// per timestamp): NaN and infinities count as results without a value.
+pub fn rollups_from_raw(
+    results: &[CheckResult],
+    host: HostId,
+    plugin: &str,
+    resolution: Resolution,
+) -> Vec<Rollup> {
+    let mut buckets: std::collections::BTreeMap<Millis, Vec<&CheckResult>> = Default::default();
+    for r in results
+        .iter()
+        .filter(|r| r.host_id == host && r.plugin_id == plugin)
+    {
+        buckets
+            .entry(resolution.bucket_start(r.timestamp))
+            .or_default()
+            .push(r);
+    }
+    buckets
+        .into_iter()
+        .map(|(start, rs)| {
+            let values: Vec<f64> = rs
+                .iter()
+                .filter_map(|r| r.value.filter(|v| v.is_finite()))
+                .collect();
+            let sum: f64 = values.iter().sum();
+            Rollup {
+                host_id: host,
+                plugin_id: plugin.to_string(),
+                resolution,
+                bucket_start: start,
+                min: values.iter().copied().reduce(f64::min),
+                max: values.iter().copied().reduce(f64::max),
+                avg: (!values.is_empty()).then(|| sum / values.len() as f64),
+                count: rs.len() as i64,
+                worst: rs.iter().map(|r| r.classification).max().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Checks every series' rollups at both resolutions, the raw results and the latest
+/// result against `stored` (everything inserted so far, one result per timestamp).
+pub async fn assert_matches_raw(s: &Store, stored: &[CheckResult], series: &[(HostId, &str)]) {
+    for &(h, p) in series {
+        for resolution in Resolution::ALL {
+            let got = s
+                .rollups_range(h, p, resolution, i64::MIN / 2, i64::MAX / 2)
+                .await
+                .unwrap();
+            let want = rollups_from_raw(stored, h, p, resolution);
+            assert_eq!(got, want, "host {h} plugin {p} {resolution:?}");
+        }
+        let mut raw: Vec<CheckResult> = stored
+            .iter()
+            .filter(|r| r.host_id == h && r.plugin_id == p)
+            .cloned()
+            .map(|mut r| {
+                r.value = r.value.filter(|v| v.is_finite());
+                r
+            })
+            .collect();
+        raw.sort_by_key(|r| r.timestamp);
+        assert_eq!(
+            s.results_range(h, p, i64::MIN / 2, i64::MAX / 2)
+                .await
+                .unwrap(),
+            raw
+        );
+        assert_eq!(
+            s.latest_result(h, p).await.unwrap().as_ref(),
+            raw.last(),
+            "latest of host {h} plugin {p}"
+        );
+    }
+}

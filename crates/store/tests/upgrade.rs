@@ -1,0 +1,139 @@
+//! Upgrading a version-4 database that holds results (migration 0005 moves each series'
+//! newest rollup buckets into its latest row): every rollup read gives the same answer
+//! after the upgrade, and ingest continues from the moved buckets.
+//!
+//! The version-4 database is made by storing results with this version and turning the
+//! database back into the version-4 layout (every bucket in `rollups`, `latest` without
+//! the open-bucket columns, no record of migration 0005): the rows a version-4 binary
+//! would have written for the same results. Each backend has its own test because the
+//! connection types differ.
+
+mod common;
+
+use common::*;
+use prophasis_model::*;
+use prophasis_store::{Store, SCHEMA_VERSION};
+use sqlx::Connection;
+
+const MIN: i64 = 60_000;
+
+/// The version-4 layout of the same data.
+fn downgrade_statements() -> Vec<String> {
+    let mut sql = Vec::new();
+    for (code, c) in [(1, "m5"), (2, "h1")] {
+        sql.push(format!(
+            "INSERT INTO rollups (host_id, plugin_pk, resolution, bucket, min_value, max_value, \
+             sum_value, n_value, n_all, worst) SELECT host_id, plugin_pk, {code}, {c}_bucket, \
+             {c}_min, {c}_max, {c}_sum, {c}_n_value, {c}_n_all, {c}_worst FROM latest \
+             WHERE {c}_bucket IS NOT NULL"
+        ));
+        for col in ["bucket", "min", "max", "sum", "n_value", "n_all", "worst"] {
+            sql.push(format!("ALTER TABLE latest DROP COLUMN {c}_{col}"));
+        }
+    }
+    sql.push("DELETE FROM prophasis_meta WHERE key = 'migration_0005'".into());
+    sql.push("UPDATE prophasis_meta SET value = '4' WHERE key = 'schema_version'".into());
+    sql
+}
+
+/// Results of two hosts × two plugins over a few hours, stored in shuffled batches.
+async fn fill(s: &Store) -> (Vec<CheckResult>, Vec<(HostId, &'static str)>) {
+    let h1 = s.create_host(&host("u1")).await.unwrap();
+    let h2 = s.create_host(&host("u2")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    s.put_plugin(&plugin("a.mem"), &package()).await.unwrap();
+    let series = vec![(h1, "a.cpu"), (h1, "a.mem"), (h2, "a.cpu"), (h2, "a.mem")];
+    let mut rng = Rng(42);
+    let mut all = Vec::new();
+    for (n, (h, p)) in series.iter().enumerate() {
+        for i in 0..200 {
+            // Every minute, or every 7 minutes with a value missing now and then.
+            let ts = 1_000 * 3_600_000 + i * MIN * if n % 2 == 0 { 1 } else { 7 };
+            let value = (rng.below(8) != 0).then(|| rng.below(100) as f64);
+            let c = Classification::ALL[rng.below(5) as usize];
+            all.push(result(*h, p, ts, value, c));
+        }
+    }
+    for i in (1..all.len()).rev() {
+        all.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for batch in all.chunks(37) {
+        s.insert_results(batch).await.unwrap();
+    }
+    assert_matches_raw(s, &all, &series).await;
+    (all, series)
+}
+
+/// After the upgrade: the same answers, then more results in the open buckets, in later
+/// buckets and late ones.
+async fn check_upgraded(s: &Store, mut stored: Vec<CheckResult>, series: &[(HostId, &str)]) {
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_matches_raw(s, &stored, series).await;
+    let newest = stored.iter().map(|r| r.timestamp).max().unwrap();
+    let mut more = Vec::new();
+    for (i, (h, p)) in series.iter().enumerate() {
+        let i = i as i64;
+        more.push(result(*h, p, newest + 1 + i, Some(1.0), Classification::Ok));
+        more.push(result(
+            *h,
+            p,
+            newest + 3 * 3_600_000 + i,
+            Some(2.0),
+            Classification::Major,
+        ));
+        more.push(result(
+            *h,
+            p,
+            newest - 90 * MIN + 13 + i,
+            Some(3.0),
+            Classification::Minor,
+        ));
+    }
+    s.insert_results(&more).await.unwrap();
+    stored.extend(more);
+    assert_matches_raw(s, &stored, series).await;
+}
+
+#[tokio::test]
+async fn sqlite_version_4_database_with_results_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let s = Store::open(&url).await.unwrap();
+    let (stored, series) = fill(&s).await;
+    s.close().await;
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for sql in downgrade_statements() {
+        sqlx::query(&sql).execute(&mut c).await.unwrap();
+    }
+    let columns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('latest')")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(columns, 8, "the version-4 latest table");
+    c.close().await.unwrap();
+    let s = Store::open(&url).await.unwrap();
+    check_upgraded(&s, stored, &series).await;
+}
+
+#[tokio::test]
+async fn postgres_version_4_database_with_results_is_upgraded() {
+    let pg = PgDb::create().await;
+    let s = Store::open(&pg.url).await.unwrap();
+    let (stored, series) = fill(&s).await;
+    s.close().await;
+    let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    for sql in downgrade_statements() {
+        sqlx::query(&sql).execute(&mut c).await.unwrap();
+    }
+    let columns: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'latest'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(columns, 8, "the version-4 latest table");
+    c.close().await.unwrap();
+    let s = Store::open(&pg.url).await.unwrap();
+    check_upgraded(&s, stored, &series).await;
+    s.close().await;
+}
