@@ -109,7 +109,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -267,6 +267,8 @@ pub struct Store {
     retention: RwLock<Retention>,
     /// Serialises [`Store::insert_results`] (see "Serialised ingest" in the crate doc).
     ingest: tokio::sync::Mutex<()>,
+    /// When SQLite moves recent results into the series-clustered table.
+    compaction: RwLock<sqlite::Compaction>,
 }
 
 impl std::fmt::Debug for Store {
@@ -311,6 +313,7 @@ impl Store {
             location,
             retention: RwLock::new(Retention::default()),
             ingest: tokio::sync::Mutex::new(()),
+            compaction: RwLock::new(sqlite::Compaction::default()),
         })
     }
 
@@ -583,7 +586,37 @@ impl Store {
     /// this returns. Unknown hosts, plugins or checks refuse the whole batch.
     pub async fn insert_results(&self, results: &[CheckResult]) -> Result<()> {
         let _one_writer = self.ingest.lock().await;
-        dispatch!(self, insert_results(results))
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                sqlite::ops::insert_results(p, results).await?;
+                if results.is_empty() {
+                    return Ok(());
+                }
+                let c = *self.compaction.read().unwrap_or_else(|e| e.into_inner());
+                // The batch is committed and durable, so its caller must not see an error
+                // (retrying it would count its results twice in the rollups); compaction
+                // simply runs again after the next batch.
+                if let Err(e) = sqlite::compact(p, c).await {
+                    tracing::warn!(error = %e, "compacting recent results failed");
+                }
+                Ok(())
+            }
+            Backend::Postgres(p) => pg::ops::insert_results(p, results).await,
+        }
+    }
+
+    /// Sets when SQLite compacts its recent results (see `sqlite.rs`), in minutes: once the
+    /// newest minute is `span` past the watermark, everything but the newest `keep` minutes
+    /// moves. For tests, which need compaction to happen within a small data set; no
+    /// effect on PostgreSQL.
+    #[doc(hidden)]
+    pub fn set_compaction_minutes(&self, span: i64, keep: i64) {
+        assert!(
+            0 <= keep && keep < span,
+            "compaction needs 0 <= keep < span"
+        );
+        *self.compaction.write().unwrap_or_else(|e| e.into_inner()) =
+            sqlite::Compaction { span, keep };
     }
     pub async fn latest_result(&self, host: HostId, plugin: &str) -> Result<Option<CheckResult>> {
         dispatch!(self, latest_result(host, plugin))
@@ -603,7 +636,10 @@ impl Store {
         plugin: &str,
         n: u32,
     ) -> Result<Vec<CheckResult>> {
-        dispatch!(self, last_results(host, plugin, n))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::fast::last_results(p, host, plugin, n).await,
+            Backend::Postgres(p) => pg::ops::last_results(p, host, plugin, n).await,
+        }
     }
     /// Raw results with `from <= timestamp < to`, oldest first.
     pub async fn results_range(

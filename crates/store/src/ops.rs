@@ -22,6 +22,33 @@ type Conn = <DB as sqlx::Database>::Connection;
 type DbRow = <DB as sqlx::Database>::Row;
 
 pub(crate) const META_TABLE: &str = "prophasis_meta";
+
+/// The tables that hold raw results. SQLite keeps the newest minutes in a second table,
+/// `results_recent` (see the module doc of `sqlite.rs`); PostgreSQL has one. Statements that
+/// find rows by host, plugin or check run on each; on the recent tier (minutes of data,
+/// clustered by time) that is a short scan.
+fn result_tables() -> &'static [&'static str] {
+    if recent_tier().is_some() {
+        &["results", "results_recent"]
+    } else {
+        &["results"]
+    }
+}
+
+/// The time-clustered recent tier, on SQLite only.
+fn recent_tier() -> Option<&'static str> {
+    (<DB as sqlx::Database>::NAME == "SQLite").then_some("results_recent")
+}
+
+/// `SELECT COUNT(*)` of the result rows matching `filter` (which uses `$1`) in every
+/// result table.
+fn count_results(filter: &str) -> String {
+    let parts: Vec<String> = result_tables()
+        .iter()
+        .map(|t| format!("(SELECT COUNT(*) FROM {t} WHERE {filter})"))
+        .collect();
+    format!("SELECT {}", parts.join(" + "))
+}
 const APPLICATION: &str = "prophasis";
 
 // ---------------------------------------------------------------------------------------
@@ -426,7 +453,7 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
     let mut m = BTreeMap::new();
     m.insert(
         "results",
-        count(c, "SELECT COUNT(*) FROM results WHERE host_id = $1", id).await?,
+        count(c, &count_results("host_id = $1"), id).await?,
     );
     m.insert(
         "rollups",
@@ -504,8 +531,13 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
 
 pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
+    for t in result_tables() {
+        sqlx::query(&format!("DELETE FROM {t} WHERE host_id = $1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     for sql in [
-        "DELETE FROM results WHERE host_id = $1",
         "DELETE FROM rollups WHERE host_id = $1",
         "DELETE FROM latest WHERE host_id = $1",
     ] {
@@ -868,7 +900,7 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
     let mut m = BTreeMap::new();
     m.insert(
         "results",
-        count(c, "SELECT COUNT(*) FROM results WHERE plugin_pk = $1", pk).await?,
+        count(c, &count_results("plugin_pk = $1"), pk).await?,
     );
     m.insert(
         "rollups",
@@ -958,6 +990,13 @@ pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
                 .execute(&mut *tx)
                 .await?;
         }
+    }
+    // Clustered by time, not series: one statement over the few minutes it holds.
+    if let Some(t) = recent_tier() {
+        sqlx::query(&format!("DELETE FROM {t} WHERE plugin_pk = $1"))
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query("DELETE FROM latest WHERE plugin_pk = $1")
         .bind(pk)
@@ -1192,11 +1231,13 @@ pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
     }
     // Results outlive their check. There is no index on check_id (it would cost bytes on
     // every result), so this scans the results; deleting a check is a rare admin action.
-    for sql in [
-        "UPDATE results SET check_id = NULL WHERE check_id = $1",
-        "UPDATE latest SET check_id = NULL WHERE check_id = $1",
-    ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    for t in result_tables().iter().chain(&["latest"]) {
+        sqlx::query(&format!(
+            "UPDATE {t} SET check_id = NULL WHERE check_id = $1"
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -2306,6 +2347,9 @@ pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClas
     .collect()
 }
 
+/// PostgreSQL's; SQLite reads its two tiers in `sqlite::fast::last_results` (the store
+/// dispatches), so this copy is unused there.
+#[allow(dead_code)]
 pub(crate) async fn last_results(
     pool: &Pool,
     host: HostId,
@@ -2369,6 +2413,17 @@ pub(crate) async fn apply_retention(
     let five_cutoff = now - r.five_minute_days as i64 * DAY;
     let hour_cutoff = now - r.hourly_days as i64 * DAY;
     let mut report = RetentionReport::default();
+    // The recent tier is clustered by minute: what retention removes there is a prefix.
+    if let Some(t) = recent_tier() {
+        let mut tx = super::begin(pool).await?;
+        report.results += sqlx::query(&format!("DELETE FROM {t} WHERE bucket <= $1 AND ts < $2"))
+            .bind(raw_cutoff.div_euclid(60_000))
+            .bind(raw_cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+    }
     for chunk in series.chunks(200) {
         let mut tx = super::begin(pool).await?;
         for &(host, pk) in chunk {

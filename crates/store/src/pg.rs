@@ -35,6 +35,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/postgres/0005_open_buckets.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_results_recent.sql"),
+    ),
 ];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes

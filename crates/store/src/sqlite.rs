@@ -2,6 +2,18 @@
 //! so a committed batch survives a power cut. Write transactions start with
 //! `BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing when a
 //! read lock cannot be upgraded.
+//!
+//! Results live in two tiers (migration 0006). A batch in which every result is another
+//! series would dirty one page of the series-clustered `results` table per series, and WAL
+//! mode writes each dirty page at commit; so batches land in `results_recent`, clustered by
+//! minute first (appends near the end of one tree), and [`compact`] moves minutes older
+//! than [`Compaction::keep`] into `results` in series order every
+//! [`Compaction::span`] − `keep` minutes, right after a batch, inside the ingest lock. The
+//! watermark `results_compacted_before` (a minute number in `prophasis_meta`) splits the
+//! tiers: a row whose minute is below it is in `results`, any other in `results_recent`.
+//! Late results below the watermark go straight into `results`. Readers that need both
+//! tiers read them in one snapshot (one statement or one read transaction), so a compaction
+//! in between can neither hide nor duplicate a row.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,7 +26,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{Result, StoreError};
-use crate::ingest::{Merged, OpenBuckets, Prepared};
+use crate::ingest::{Merged, OpenBuckets, Prepared, Row};
 use crate::StorageStats;
 
 pub(crate) type DB = sqlx::Sqlite;
@@ -35,6 +47,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../migrations/sqlite/0005_open_buckets.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_results_recent.sql"),
     ),
 ];
 
@@ -198,13 +214,129 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     sql
 }
 
+/// Milliseconds per bucket of `results_recent` (one minute).
+pub(crate) const BUCKET_MS: i64 = 60_000;
+
+/// The `prophasis_meta` key of the tier watermark (a bucket number).
+const WATERMARK: &str = "results_compacted_before";
+
+fn bucket_of(ts: i64) -> i64 {
+    ts.div_euclid(BUCKET_MS)
+}
+
+async fn watermark(conn: &mut SqliteConnection) -> Result<i64> {
+    let v: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT CAST(value AS INTEGER) FROM {} WHERE key = '{WATERMARK}'",
+        ops::META_TABLE
+    ))
+    .fetch_optional(&mut *conn)
+    .await?;
+    v.ok_or_else(|| StoreError::Corrupt(format!("{WATERMARK} is missing")))
+}
+
+/// When compaction runs and how much of the recent tier it leaves, in minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compaction {
+    /// Compact once the newest minute is this far past the watermark.
+    pub span: i64,
+    /// Minutes (counting back from the newest) that stay in `results_recent`: results of
+    /// the last few minutes still arrive, and they would land below the watermark (in the
+    /// series-clustered tree, the slow path) if their minute had been compacted.
+    pub keep: i64,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction { span: 15, keep: 5 }
+    }
+}
+
+/// Moves every minute older than the newest `keep` from `results_recent` into `results`, in
+/// series order, when the newest minute is `span` past the watermark; one transaction, so
+/// each row is in exactly one tier before and after. Runs after a batch has committed, with
+/// the store's ingest lock held.
+pub(crate) async fn compact(pool: &SqlitePool, c: Compaction) -> Result<()> {
+    use crate::ingest::sql::UPSERT_RESULTS;
+    let mut tx = begin(pool).await?;
+    let below = watermark(&mut tx).await?;
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(bucket) FROM results_recent")
+        .fetch_one(&mut *tx)
+        .await?;
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    if newest - below < c.span {
+        return Ok(());
+    }
+    let cut = newest - c.keep;
+    let started = std::time::Instant::now();
+    // The sort makes the inserts walk `results` once, series by series; the upsert only
+    // matters if a row was ever in both tiers, which the watermark rule prevents.
+    let moved = sqlx::query(&format!(
+        "INSERT INTO results (host_id, plugin_pk, ts, check_id, value, message, result_type, classification) \
+         SELECT host_id, plugin_pk, ts, check_id, value, message, result_type, classification \
+         FROM results_recent WHERE bucket < $1 ORDER BY host_id, plugin_pk, ts {UPSERT_RESULTS}"
+    ))
+    .bind(cut)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    // A prefix of the recent tree.
+    sqlx::query("DELETE FROM results_recent WHERE bucket < $1")
+        .bind(cut)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "UPDATE {} SET value = $1 WHERE key = '{WATERMARK}'",
+        ops::META_TABLE
+    ))
+    .bind(cut.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::debug!(
+        rows = moved,
+        watermark = cut,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "compacted recent results"
+    );
+    Ok(())
+}
+
+const INSERT_RECENT: &str = "INSERT INTO results_recent (bucket, host_id, plugin_pk, ts, check_id, value, message, result_type, classification)";
+const UPSERT_RECENT: &str = "ON CONFLICT (bucket, host_id, plugin_pk, ts) DO UPDATE SET \
+    check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
+    result_type = excluded.result_type, classification = excluded.classification";
+
 pub(crate) async fn write_batch(
     conn: &mut SqliteConnection,
     p: &Prepared<'_>,
     m: &Merged,
 ) -> Result<()> {
     use crate::ingest::sql::*;
-    for chunk in p.rows.chunks(ROWS_PER_STATEMENT) {
+    let below = watermark(conn).await?;
+    let (late, mut recent): (Vec<&Row<'_>>, Vec<&Row<'_>>) =
+        p.rows.iter().partition(|r| bucket_of(r.ts) < below);
+    // In key order, so the batch appends to the recent tree instead of splitting pages.
+    recent.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
+    for chunk in recent.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(INSERT_RECENT, 9, chunk.len(), UPSERT_RECENT);
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(bucket_of(r.ts))
+                .bind(r.host_id)
+                .bind(r.plugin_pk)
+                .bind(r.ts)
+                .bind(r.check_id)
+                .bind(r.value)
+                .bind(r.message)
+                .bind(r.result_type)
+                .bind(r.classification);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for chunk in late.chunks(ROWS_PER_STATEMENT) {
         let sql = values_sql(INSERT_RESULTS, 8, chunk.len(), UPSERT_RESULTS);
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -281,7 +413,7 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
         .fetch_one(pool)
         .await?;
     let results: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(pgsize) AS INTEGER) FROM dbstat WHERE name = 'results'",
+        "SELECT CAST(SUM(pgsize) AS INTEGER) FROM dbstat WHERE name IN ('results', 'results_recent')",
     )
     .fetch_one(pool)
     .await
@@ -499,6 +631,75 @@ pub(crate) mod fast {
         Ok(out)
     }
 
+    /// Runs `f` in a read transaction: one snapshot across its statements, so a compaction
+    /// committing in between cannot move rows from one tier to the other under the reader.
+    ///
+    /// SAFETY: as for [`Stmt::prepare`]; `f` must finalize its statements before it returns.
+    unsafe fn in_snapshot<T>(db: *mut ffi::sqlite3, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut begin = Stmt::prepare(db, "BEGIN", &[])?;
+        begin.step()?;
+        drop(begin);
+        let out = f();
+        // Ends the snapshot whatever happened: the connection goes back to the pool.
+        let end = Stmt::prepare(db, "COMMIT", &[]).and_then(|mut s| s.step());
+        let out = out?;
+        end?;
+        Ok(out)
+    }
+
+    /// The plugin's surrogate key and the tier watermark (see the module doc of `sqlite`).
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    unsafe fn series_and_watermark(
+        db: *mut ffi::sqlite3,
+        plugin: &str,
+    ) -> Result<Option<(i64, i64)>> {
+        let mut stmt = Stmt::prepare(
+            db,
+            &format!(
+                "SELECT (SELECT pk FROM plugins WHERE id = ?1), \
+                 (SELECT CAST(value AS INTEGER) FROM {META} WHERE key = '{WATERMARK}')",
+                META = super::ops::META_TABLE,
+                WATERMARK = super::WATERMARK,
+            ),
+            &[Arg::Text(plugin)],
+        )?;
+        stmt.step()?;
+        let Some(pk) = stmt.opt_i64(0) else {
+            return Ok(None);
+        };
+        let watermark = stmt
+            .opt_i64(1)
+            .ok_or_else(|| StoreError::Corrupt(format!("{} is missing", super::WATERMARK)))?;
+        Ok(Some((pk, watermark)))
+    }
+
+    const RESULT_COLUMNS: &str = "ts, check_id, value, message, result_type, classification";
+
+    fn push_result(
+        out: &mut Vec<CheckResult>,
+        stmt: &Stmt,
+        host: HostId,
+        plugin: &str,
+    ) -> Result<()> {
+        out.push(CheckResult {
+            host_id: host,
+            plugin_id: plugin.to_string(),
+            check_id: stmt.opt_i64(1),
+            timestamp: stmt.i64(0),
+            value: stmt.opt_f64(2),
+            message: stmt.text(3),
+            result_type: result_type_from(stmt.i16(4)?)?,
+            classification: classification_from(stmt.i16(5)?)?,
+        });
+        Ok(())
+    }
+
+    /// Both tiers, oldest first: `results` below the watermark (series-clustered, one range
+    /// seek), then `results_recent` minute by minute (a seek to the next minute present and
+    /// one into that minute's rows of this series), never a scan of the recent tier. Every
+    /// row of `results` is older than every row of `results_recent`, so the concatenation is
+    /// in time order.
     pub(crate) async fn results_range(
         pool: &SqlitePool,
         host: HostId,
@@ -509,33 +710,153 @@ pub(crate) mod fast {
         let mut conn = pool.acquire().await?;
         let mut handle = conn.lock_handle().await?;
         let db = handle.as_raw_handle().as_ptr();
-        let sql = format!(
-            "SELECT ts, check_id, value, message, result_type, classification FROM results \
-             WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND ts >= ?3 AND ts < ?4 ORDER BY ts"
-        );
-        let args = [
-            Arg::Int(host),
-            Arg::Text(plugin),
-            Arg::Int(from),
-            Arg::Int(to),
-        ];
-        // SAFETY: `db` is the connection sqlx holds; `handle` keeps it locked until the
-        // statement is finalized at the end of this block.
-        let mut stmt = unsafe { Stmt::prepare(db, &sql, &args)? };
         let mut out = Vec::new();
-        while stmt.step()? {
-            out.push(CheckResult {
-                host_id: host,
-                plugin_id: plugin.to_string(),
-                check_id: stmt.opt_i64(1),
-                timestamp: stmt.i64(0),
-                value: stmt.opt_f64(2),
-                message: stmt.text(3),
-                result_type: result_type_from(stmt.i16(4)?)?,
-                classification: classification_from(stmt.i16(5)?)?,
-            });
+        if from >= to {
+            return Ok(out);
         }
-        drop(stmt);
+        // SAFETY: `db` is the connection sqlx holds; `handle` keeps it locked until every
+        // statement below is finalized, at the end of the closure.
+        unsafe {
+            in_snapshot(db, || {
+                let Some((pk, watermark)) = series_and_watermark(db, plugin)? else {
+                    return Ok(());
+                };
+                let split = watermark.saturating_mul(super::BUCKET_MS);
+                if from < split {
+                    let sql = format!(
+                        "SELECT {RESULT_COLUMNS} FROM results \
+                         WHERE host_id = ?1 AND plugin_pk = ?2 AND ts >= ?3 AND ts < ?4 ORDER BY ts"
+                    );
+                    let args = [
+                        Arg::Int(host),
+                        Arg::Int(pk),
+                        Arg::Int(from),
+                        Arg::Int(to.min(split)),
+                    ];
+                    let mut stmt = Stmt::prepare(db, &sql, &args)?;
+                    while stmt.step()? {
+                        push_result(&mut out, &stmt, host, plugin)?;
+                    }
+                }
+                if to <= split {
+                    return Ok(());
+                }
+                let first = super::bucket_of(from).max(watermark);
+                let last = super::bucket_of(to - 1);
+                let mut next = Stmt::prepare(
+                    db,
+                    "SELECT bucket FROM results_recent WHERE bucket >= ?1 AND bucket <= ?2 \
+                     ORDER BY bucket LIMIT 1",
+                    &[Arg::Int(first), Arg::Int(last)],
+                )?;
+                let sql = format!(
+                    "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
+                     AND host_id = ?2 AND plugin_pk = ?3 AND ts >= ?4 AND ts < ?5 ORDER BY ts"
+                );
+                let args = [
+                    Arg::Int(first),
+                    Arg::Int(host),
+                    Arg::Int(pk),
+                    Arg::Int(from),
+                    Arg::Int(to),
+                ];
+                let mut rows = Stmt::prepare(db, &sql, &args)?;
+                let mut at = first;
+                loop {
+                    next.rebind_first(at)?;
+                    if !next.step()? {
+                        break;
+                    }
+                    let bucket = next.i64(0);
+                    rows.rebind_first(bucket)?;
+                    while rows.step()? {
+                        push_result(&mut out, &rows, host, plugin)?;
+                    }
+                    if bucket >= last {
+                        break;
+                    }
+                    at = bucket + 1;
+                }
+                Ok(())
+            })?;
+        }
+        drop(handle);
+        Ok(out)
+    }
+
+    /// The newest `n` results of a series across both tiers, oldest first: the recent tier
+    /// minute by minute from the newest (at most a few dozen minutes are there), then the
+    /// rest from `results`.
+    pub(crate) async fn last_results(
+        pool: &SqlitePool,
+        host: HostId,
+        plugin: &str,
+        n: u32,
+    ) -> Result<Vec<CheckResult>> {
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        let n = n as usize;
+        let mut out = Vec::new();
+        if n == 0 {
+            return Ok(out);
+        }
+        // SAFETY: as in `results_range`.
+        unsafe {
+            in_snapshot(db, || {
+                let Some((pk, _)) = series_and_watermark(db, plugin)? else {
+                    return Ok(());
+                };
+                let mut prev = Stmt::prepare(
+                    db,
+                    "SELECT bucket FROM results_recent WHERE bucket <= ?1 ORDER BY bucket DESC LIMIT 1",
+                    &[Arg::Int(i64::MAX)],
+                )?;
+                let sql = format!(
+                    "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
+                     AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
+                );
+                let mut rows =
+                    Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
+                let mut at = i64::MAX;
+                'minutes: loop {
+                    prev.rebind_first(at)?;
+                    if !prev.step()? {
+                        break;
+                    }
+                    let bucket = prev.i64(0);
+                    rows.rebind_first(bucket)?;
+                    while rows.step()? {
+                        push_result(&mut out, &rows, host, plugin)?;
+                        if out.len() == n {
+                            break 'minutes;
+                        }
+                    }
+                    if bucket == i64::MIN {
+                        break;
+                    }
+                    at = bucket - 1;
+                }
+                if out.len() < n {
+                    let sql = format!(
+                        "SELECT {RESULT_COLUMNS} FROM results WHERE host_id = ?1 AND plugin_pk = ?2 \
+                         ORDER BY ts DESC LIMIT ?3"
+                    );
+                    let args = [
+                        Arg::Int(host),
+                        Arg::Int(pk),
+                        Arg::Int((n - out.len()) as i64),
+                    ];
+                    let mut stmt = Stmt::prepare(db, &sql, &args)?;
+                    while stmt.step()? {
+                        push_result(&mut out, &stmt, host, plugin)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        drop(handle);
+        out.reverse();
         Ok(out)
     }
 

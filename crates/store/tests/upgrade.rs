@@ -6,7 +6,8 @@
 //! database back into the version-4 layout (every bucket in `rollups`, `latest` without
 //! the open-bucket columns, no record of migration 0005): the rows a version-4 binary
 //! would have written for the same results. Each backend has its own test because the
-//! connection types differ.
+//! connection types differ. Migration 0006 (SQLite's recent-results tier) is undone too,
+//! so the SQLite test also upgrades through it: existing results must stay in `results`.
 
 mod common;
 
@@ -18,8 +19,18 @@ use sqlx::Connection;
 const MIN: i64 = 60_000;
 
 /// The version-4 layout of the same data.
-fn downgrade_statements() -> Vec<String> {
+fn downgrade_statements(sqlite: bool) -> Vec<String> {
     let mut sql = Vec::new();
+    if sqlite {
+        let columns =
+            "host_id, plugin_pk, ts, check_id, value, message, result_type, classification";
+        sql.push(format!(
+            "INSERT INTO results ({columns}) SELECT {columns} FROM results_recent"
+        ));
+        sql.push("DROP TABLE results_recent".into());
+        sql.push("DELETE FROM prophasis_meta WHERE key = 'results_compacted_before'".into());
+    }
+    sql.push("DELETE FROM prophasis_meta WHERE key = 'migration_0006'".into());
     for (code, c) in [(1, "m5"), (2, "h1")] {
         sql.push(format!(
             "INSERT INTO rollups (host_id, plugin_pk, resolution, bucket, min_value, max_value, \
@@ -102,7 +113,7 @@ async fn sqlite_version_4_database_with_results_is_upgraded() {
     let (stored, series) = fill(&s).await;
     s.close().await;
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for sql in downgrade_statements() {
+    for sql in downgrade_statements(true) {
         sqlx::query(&sql).execute(&mut c).await.unwrap();
     }
     let columns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('latest')")
@@ -112,6 +123,22 @@ async fn sqlite_version_4_database_with_results_is_upgraded() {
     assert_eq!(columns, 8, "the version-4 latest table");
     c.close().await.unwrap();
     let s = Store::open(&url).await.unwrap();
+    // Nothing moved: the watermark starts after the newest stored minute.
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results_recent")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let watermark: String = sqlx::query_scalar(
+        "SELECT value FROM prophasis_meta WHERE key = 'results_compacted_before'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let newest = stored.iter().map(|r| r.timestamp).max().unwrap();
+    assert_eq!(recent, 0);
+    assert_eq!(watermark, (newest / MIN + 1).to_string());
     check_upgraded(&s, stored, &series).await;
 }
 
@@ -122,7 +149,7 @@ async fn postgres_version_4_database_with_results_is_upgraded() {
     let (stored, series) = fill(&s).await;
     s.close().await;
     let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-    for sql in downgrade_statements() {
+    for sql in downgrade_statements(false) {
         sqlx::query(&sql).execute(&mut c).await.unwrap();
     }
     let columns: i64 = sqlx::query_scalar(
