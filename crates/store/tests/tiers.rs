@@ -1,0 +1,318 @@
+//! SQLite keeps the newest minutes of results in `results_recent` and moves older minutes
+//! into `results` (compaction, after a batch). Every reader, delete and count must see each
+//! result exactly once whichever tier holds it, also while compaction moves rows between
+//! batches. The same case runs on PostgreSQL (one table), where it must give the same
+//! answers. Compaction is set to run every two minutes of data, so it happens dozens of
+//! times here.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use prophasis_model::*;
+use prophasis_store::{Retention, Store};
+use sqlx::Connection;
+
+const MIN: i64 = 60_000;
+const DAY: i64 = 24 * 60 * MIN;
+
+/// What the store must hold: one result per (host, plugin, ms).
+type Model = BTreeMap<(HostId, String, Millis), CheckResult>;
+
+fn raw_of(model: &Model, h: HostId, p: &str) -> Vec<CheckResult> {
+    model
+        .values()
+        .filter(|r| r.host_id == h && r.plugin_id == p)
+        .cloned()
+        .collect()
+}
+
+/// Reads of every series, whole and in windows (which cross the tier boundary, wherever
+/// it is), and the classifier history, against the model.
+async fn assert_reads(s: &Store, model: &Model, series: &[(HostId, &str)], rng: &mut Rng) {
+    for &(h, p) in series {
+        let raw = raw_of(model, h, p);
+        assert_eq!(
+            s.results_range(h, p, i64::MIN / 2, i64::MAX / 2)
+                .await
+                .unwrap(),
+            raw,
+            "all of host {h} plugin {p}"
+        );
+        if let (Some(first), Some(last)) = (raw.first(), raw.last()) {
+            for _ in 0..4 {
+                let span = (last.timestamp - first.timestamp + 1) as u64;
+                let a = first.timestamp + rng.below(span) as i64;
+                let b = first.timestamp + rng.below(span) as i64 + 1;
+                let (from, to) = (a.min(b), a.max(b));
+                let want: Vec<CheckResult> = raw
+                    .iter()
+                    .filter(|r| r.timestamp >= from && r.timestamp < to)
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    s.results_range(h, p, from, to).await.unwrap(),
+                    want,
+                    "host {h} plugin {p} [{from}, {to})"
+                );
+            }
+        }
+        for n in [1usize, 7, 40, 10_000] {
+            let want = raw[raw.len().saturating_sub(n)..].to_vec();
+            assert_eq!(
+                s.last_results(h, p, n as u32).await.unwrap(),
+                want,
+                "last {n} of host {h} plugin {p}"
+            );
+        }
+    }
+}
+
+/// Rows in each SQLite tier and the watermark, read beside the store.
+struct Tiers {
+    old: i64,
+    recent: i64,
+    watermark: i64,
+}
+
+async fn tiers(url: &str) -> Tiers {
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let old = sqlx::query_scalar("SELECT COUNT(*) FROM results")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let recent = sqlx::query_scalar("SELECT COUNT(*) FROM results_recent")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let watermark: String = sqlx::query_scalar(
+        "SELECT value FROM prophasis_meta WHERE key = 'results_compacted_before'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    // The tier rule itself: nothing below the watermark in the recent tier, nothing at or
+    // above it in `results`.
+    let misplaced: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM results_recent WHERE bucket < CAST($1 AS INTEGER)) \
+         + (SELECT COUNT(*) FROM results WHERE ts >= CAST($1 AS INTEGER) * 60000)",
+    )
+    .bind(&watermark)
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    assert_eq!(misplaced, 0, "rows in the wrong tier");
+    Tiers {
+        old,
+        recent,
+        watermark: watermark.parse().unwrap(),
+    }
+}
+
+fn count(model: &Model, f: impl Fn(&CheckResult) -> bool) -> i64 {
+    model.values().filter(|r| f(r)).count() as i64
+}
+
+/// `sqlite`: the store's SQLite URL, to look at the tiers directly (None on PostgreSQL).
+async fn every_result_once_across_tiers(s: &Store, sqlite: Option<&str>) {
+    s.set_compaction_minutes(3, 1);
+    let mut hosts = Vec::new();
+    for name in ["t1", "t2", "t3"] {
+        hosts.push(s.create_host(&host(name)).await.unwrap());
+    }
+    for p in ["a.cpu", "a.mem"] {
+        s.put_plugin(&plugin(p), &package()).await.unwrap();
+    }
+    let chk = s
+        .create_check(&check("c", hosts.clone(), &["a.cpu", "a.mem"]))
+        .await
+        .unwrap();
+    let series: Vec<(HostId, &str)> = hosts
+        .iter()
+        .flat_map(|h| [(*h, "a.cpu"), (*h, "a.mem")])
+        .collect();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut model = Model::new();
+    let mut stored: Vec<CheckResult> = Vec::new();
+    let start = 1_700_000_000_000 - 1_700_000_000_000 % DAY;
+    let mut watermarks = Vec::new();
+    let mut late_below_watermark = 0;
+
+    // As a live server writes: each batch one minute of every series (at odd ms), and now
+    // and then late results from up to 40 minutes back, some of them already compacted.
+    for minute in 0..90 {
+        let mut batch = Vec::new();
+        for &(h, p) in &series {
+            let ts = start + minute * MIN + rng.below(MIN as u64) as i64;
+            batch.push(result(
+                h,
+                p,
+                ts,
+                Some(rng.below(100) as f64),
+                Classification::Ok,
+            ));
+        }
+        if minute % 4 == 3 {
+            for _ in 0..5 {
+                let (h, p) = series[rng.below(series.len() as u64) as usize];
+                let back = 1 + rng.below(40) as i64;
+                let ts = start + (minute - back).max(0) * MIN + rng.below(MIN as u64) as i64;
+                if model.contains_key(&(h, p.to_string(), ts))
+                    || batch
+                        .iter()
+                        .any(|r| (r.host_id, r.plugin_id.as_str(), r.timestamp) == (h, p, ts))
+                {
+                    continue;
+                }
+                if watermarks.last().is_some_and(|w| ts < w * MIN) {
+                    late_below_watermark += 1;
+                }
+                let c = Classification::ALL[rng.below(5) as usize];
+                batch.push(result(h, p, ts, Some(rng.below(100) as f64), c));
+            }
+        }
+        for r in &mut batch {
+            if rng.below(2) == 0 {
+                r.check_id = Some(chk);
+            }
+        }
+        s.insert_results(&batch).await.unwrap();
+        for r in &batch {
+            model.insert((r.host_id, r.plugin_id.clone(), r.timestamp), r.clone());
+        }
+        stored.extend(batch);
+        if let Some(url) = sqlite {
+            let t = tiers(url).await;
+            assert_eq!((t.old + t.recent) as usize, model.len());
+            if watermarks.last() != Some(&t.watermark) {
+                watermarks.push(t.watermark);
+            }
+        }
+        if minute % 10 == 9 {
+            assert_reads(s, &model, &series, &mut rng).await;
+            assert_matches_raw(s, &stored, &series).await;
+        }
+    }
+    assert_reads(s, &model, &series, &mut rng).await;
+    assert_matches_raw(s, &stored, &series).await;
+    if let Some(url) = sqlite {
+        // Started at 0, then one compaction every two minutes of data.
+        assert!(watermarks.len() > 20, "compactions: {watermarks:?}");
+        assert!(
+            late_below_watermark > 5,
+            "late results below the watermark: {late_below_watermark}"
+        );
+        let t = tiers(url).await;
+        assert!(t.old > 0 && t.recent > 0, "both tiers hold rows");
+    }
+
+    // A result given again for the same ms replaces it, wherever it is: one long compacted,
+    // one still recent.
+    let newest = model.keys().map(|k| k.2).max().unwrap();
+    let raw = raw_of(&model, hosts[1], "a.cpu");
+    let early = raw.iter().find(|r| r.timestamp >= start + 5 * MIN).unwrap();
+    let again: Vec<CheckResult> = [early, raw.last().unwrap()]
+        .into_iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.value = Some(1234.0);
+            r.message = "given again".into();
+            r.classification = Classification::Critical;
+            r
+        })
+        .collect();
+    s.insert_results(&again).await.unwrap();
+    for r in &again {
+        model.insert((r.host_id, r.plugin_id.clone(), r.timestamp), r.clone());
+    }
+    if let Some(url) = sqlite {
+        let t = tiers(url).await;
+        assert_eq!((t.old + t.recent) as usize, model.len(), "no duplicate");
+    }
+    assert_reads(s, &model, &series, &mut rng).await;
+
+    // Delete impact counts see both tiers.
+    for &h in &hosts {
+        let impact = s.host_delete_impact(h).await.unwrap();
+        assert_eq!(
+            impact.0["results"],
+            count(&model, |r| r.host_id == h),
+            "host {h}"
+        );
+    }
+    for p in ["a.cpu", "a.mem"] {
+        let impact = s.plugin_delete_impact(p).await.unwrap();
+        assert_eq!(
+            impact.0["results"],
+            count(&model, |r| r.plugin_id == p),
+            "plugin {p}"
+        );
+    }
+
+    // Deleting the check keeps its results in both tiers, without the check.
+    s.delete_check(chk).await.unwrap();
+    for r in model.values_mut() {
+        r.check_id = None;
+    }
+    assert_reads(s, &model, &series, &mut rng).await;
+
+    // Retention with its raw cutoff inside the recent tier: everything in `results` goes,
+    // and the older part of the recent tier.
+    let cutoff = newest - 2 * MIN;
+    s.set_retention(Retention {
+        raw_days: 1,
+        five_minute_days: 400,
+        hourly_days: 400,
+    });
+    let report = s.apply_retention(cutoff + DAY).await.unwrap();
+    assert_eq!(
+        report.results as i64,
+        count(&model, |r| r.timestamp < cutoff)
+    );
+    model.retain(|k, _| k.2 >= cutoff);
+    assert!(!model.is_empty());
+    assert_reads(s, &model, &series, &mut rng).await;
+    if let Some(url) = sqlite {
+        let t = tiers(url).await;
+        assert_eq!((t.old, t.recent as usize), (0, model.len()));
+    }
+
+    // Deleting a plugin, then a host, takes their rows from both tiers; the rest stays.
+    s.delete_plugin("a.mem").await.unwrap();
+    model.retain(|k, _| k.1 != "a.mem");
+    s.delete_host(hosts[0]).await.unwrap();
+    model.retain(|k, _| k.0 != hosts[0]);
+    let left: Vec<(HostId, &str)> = series
+        .iter()
+        .copied()
+        .filter(|&(h, p)| p != "a.mem" && h != hosts[0])
+        .collect();
+    assert_reads(s, &model, &left, &mut rng).await;
+    assert_eq!(
+        s.plugin_delete_impact("a.cpu").await.unwrap().0["results"],
+        model.len() as i64
+    );
+    if let Some(url) = sqlite {
+        let t = tiers(url).await;
+        assert_eq!((t.old + t.recent) as usize, model.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_result_once_across_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let s = Store::open(&url).await.unwrap();
+    every_result_once_across_tiers(&s, Some(&url)).await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_result_once_across_tiers() {
+    let pg = PgDb::create().await;
+    let s = Store::open(&pg.url).await.unwrap();
+    every_result_once_across_tiers(&s, None).await;
+    s.close().await;
+}
