@@ -257,6 +257,19 @@ impl Default for Compaction {
 /// the store's ingest lock held.
 pub(crate) async fn compact(pool: &SqlitePool, c: Compaction) -> Result<()> {
     use crate::ingest::sql::UPSERT_RESULTS;
+    // Most batches find nothing to do: find out with one read, without taking the write
+    // lock; the decision is made again under it.
+    let due: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT (SELECT MAX(bucket) FROM results_recent) - CAST(value AS INTEGER) \
+         FROM {} WHERE key = '{WATERMARK}'",
+        ops::META_TABLE
+    ))
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    if due.is_none_or(|d| d < c.span) {
+        return Ok(());
+    }
     let mut tx = begin(pool).await?;
     let below = watermark(&mut tx).await?;
     let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(bucket) FROM results_recent")
