@@ -9,9 +9,11 @@
 //! database is created for the run and dropped after it. `PG_READ_ROUNDS` sets the number
 //! of rounds (default 15), `PG_READ_ONLY` a comma-separated list of candidates.
 //!
-//! `store` is `Store::results_range` as shipped; the others are the alternatives that were
-//! measured against it, kept here so the choice can be checked again (see the figures in
-//! the comment on `results_range` in src/pg.rs).
+//! `store` is `Store::results_range` as shipped (a binary `COPY`, like `copy`); the others
+//! are the alternatives measured against it, kept here so the choice can be checked again
+//! on a quiet machine: `PG_READ_ONLY=store,copypool,poolping` compares the shipped path
+//! with the one-row-of-arrays read through the same kind of pool (see the figures in the
+//! comment on `results_range` in src/pg.rs).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -386,10 +388,10 @@ enum Agg {
     /// As `Unordered`, but every `plugin_id` left empty: not a valid read, only a measure
     /// of what the one `String` per result that the public type needs costs.
     NoPluginId,
-    /// The statement `Store::results_range` runs (codes as `result_type * 65536 +
-    /// classification`), here on a connection of its own: the difference to `store` is
-    /// the pool. After five runs PostgreSQL plans a prepared statement generically (an
-    /// index scan, for a guess of 216 rows).
+    /// The one-row-of-arrays statement `Store::results_range` ran in commit 5d538b5 (codes
+    /// as `result_type * 65536 + classification`), on a connection of its own. After five
+    /// runs PostgreSQL plans a prepared statement generically (an index scan, for a guess
+    /// of 216 rows).
     StoreSql,
     /// The same as an unnamed statement, planned for its actual parameters every time
     /// (a bitmap heap scan here) at the price of a second round trip.
@@ -558,6 +560,7 @@ const CANDIDATES: &[&str] = &[
     "storesqlc",
     "poolping",
     "poolnoping",
+    "copypool",
     "par2copy",
     "par2agg",
 ];
@@ -586,6 +589,12 @@ fn read<'c>(
         "agg5np" => Box::pin(agg(conn, c, Agg::NoPluginId)),
         "storesql" => Box::pin(agg(conn, c, Agg::StoreSql)),
         "storesqlc" => Box::pin(agg(conn, c, Agg::StoreSqlCustom)),
+        // `copy` (what `Store::results_range` runs) through a pool like the store's, to
+        // compare with `poolping` on equal terms.
+        "copypool" => Box::pin(async move {
+            let mut conn = c.pools.unwrap()[0].acquire().await.unwrap();
+            copy(&mut conn, c, false).await
+        }),
         "poolping" | "poolnoping" => Box::pin(async move {
             let pool = &c.pools.unwrap()[usize::from(name == "poolnoping")];
             let mut conn = pool.acquire().await.unwrap();
@@ -685,7 +694,9 @@ async fn bench(store: &Store, url: &str) {
 
     // The backends of the bench database, looked up again before every measurement
     // (outside it) because the pools may open connections as they go.
-    let pids_query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()";
+    // Client backends only: an autovacuum worker on the fresh tables would count as a read.
+    let pids_query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                      AND backend_type = 'client backend'";
     let pids: Vec<i32> = sqlx::query_scalar(pids_query)
         .fetch_all(&mut conns[0])
         .await
@@ -734,6 +745,14 @@ async fn bench(store: &Store, url: &str) {
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
+    );
+    println!(
+        "client backends of the bench database: {}",
+        sqlx::query_scalar::<_, i32>(pids_query)
+            .fetch_all(&mut conns[0])
+            .await
+            .unwrap()
+            .len()
     );
     println!("candidate   wall ms   client CPU ms   server CPU ms   sum CPU ms");
     for (name, [wall, cpu, server]) in names.iter().zip(figures) {

@@ -137,13 +137,13 @@ pub(crate) async fn storage(pool: &PgPool) -> Result<StorageStats> {
     })
 }
 
-/// Reads of long ranges: raw results as one row of binary arrays parsed here, rollups as one row of
+/// Reads of long ranges: raw results as a binary `COPY` parsed here, rollups as one row of
 /// arrays (PostgreSQL aggregates the column values and sqlx decodes seven arrays instead of
 /// 8,760 rows, each with its own per-row bookkeeping).
 pub(crate) mod fast {
     use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
-    use sqlx::postgres::PgPool;
-    use sqlx::{Row, ValueRef};
+    use sqlx::postgres::{PgConnection, PgPool};
+    use sqlx::Row;
 
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
@@ -158,70 +158,52 @@ pub(crate) mod fast {
         Ok(n)
     }
 
-    /// The elements of a one-dimensional array in PostgreSQL's binary format, read in place:
-    /// a header (dimensions, has-NULLs flag, element type, then length and lower bound per
-    /// dimension), then per element a big-endian i32 length (-1 for NULL) and the bytes.
-    struct Elements<'a> {
-        bytes: &'a [u8],
+    /// Rows of a binary `COPY … TO STDOUT`, parsed in place: no per-row message objects, no
+    /// per-value decoder dispatch.
+    struct CopyRows {
+        buf: Vec<u8>,
         at: usize,
-        len: usize,
     }
 
-    fn corrupt(what: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!("range read: {what}"))
+    fn truncated() -> StoreError {
+        StoreError::Corrupt("a binary COPY stream ended early".into())
     }
 
-    const INT4: u32 = 23;
-    const INT8: u32 = 20;
-    const FLOAT8: u32 = 701;
-    const TEXT: u32 = 25;
-
-    impl<'a> Elements<'a> {
-        /// `value` is `None` for SQL NULL, which is what an aggregate over no rows gives.
-        fn new(value: Option<&'a [u8]>, element_type: u32) -> Result<Elements<'a>> {
-            let mut e = Elements {
-                bytes: value.unwrap_or_default(),
-                at: 0,
-                len: 0,
-            };
-            if value.is_none() {
-                return Ok(e);
+    impl CopyRows {
+        async fn read(conn: &mut PgConnection, statement: &str) -> Result<CopyRows> {
+            let mut stream = conn.copy_out_raw(statement).await?;
+            let mut buf = Vec::new();
+            while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+                buf.extend_from_slice(&chunk?);
             }
-            let dimensions = e.i32_at()?;
-            let _has_nulls = e.i32_at()?;
-            let oid = e.i32_at()? as u32;
-            if dimensions == 0 {
-                return Ok(e);
+            // Signature (11 bytes), flags (4), then a header extension of the given length.
+            const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+            if buf.len() < 19 || &buf[..11] != SIGNATURE {
+                return Err(StoreError::Corrupt("not a binary COPY stream".into()));
             }
-            if dimensions != 1 || oid != element_type {
-                return Err(corrupt(format!(
-                    "an array of {dimensions} dimensions of type {oid}, not 1 of {element_type}"
-                )));
-            }
-            let len = e.i32_at()?;
-            let _lower_bound = e.i32_at()?;
-            e.len = usize::try_from(len).map_err(|_| corrupt("a negative array length"))?;
-            Ok(e)
+            let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
+            Ok(CopyRows { buf, at: 19 + ext })
         }
 
-        fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-            let end = self.at.checked_add(n).ok_or_else(|| corrupt("truncated"))?;
-            let bytes = self
-                .bytes
-                .get(self.at..end)
-                .ok_or_else(|| corrupt("truncated"))?;
+        fn take(&mut self, n: usize) -> Result<&[u8]> {
+            let end = self.at.checked_add(n).ok_or_else(truncated)?;
+            let bytes = self.buf.get(self.at..end).ok_or_else(truncated)?;
             self.at = end;
             Ok(bytes)
         }
 
-        fn i32_at(&mut self) -> Result<i32> {
-            Ok(i32::from_be_bytes(
-                self.take(4)?.try_into().expect("4 bytes"),
-            ))
+        /// `Some` when another row (of `fields` fields) follows, `None` at the end.
+        fn next_row(&mut self, fields: i16) -> Result<Option<()>> {
+            let n = i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes"));
+            match n {
+                -1 => Ok(None),
+                n if n == fields => Ok(Some(())),
+                n => Err(StoreError::Corrupt(format!("a COPY row of {n} fields"))),
+            }
         }
 
-        fn next(&mut self) -> Result<Option<&'a [u8]>> {
-            let len = self.i32_at()?;
+        fn field(&mut self) -> Result<Option<&[u8]>> {
+            let len = i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes"));
             if len < 0 {
                 return Ok(None);
             }
@@ -229,12 +211,12 @@ pub(crate) mod fast {
         }
 
         fn fixed<const N: usize>(&mut self) -> Result<Option<[u8; N]>> {
-            match self.next()? {
+            match self.field()? {
                 None => Ok(None),
                 Some(b) => b
                     .try_into()
                     .map(Some)
-                    .map_err(|_| corrupt(format!("a {}-byte value", b.len()))),
+                    .map_err(|_| StoreError::Corrupt(format!("a {}-byte value", b.len()))),
             }
         }
 
@@ -242,61 +224,49 @@ pub(crate) mod fast {
             Ok(self.fixed::<8>()?.map(i64::from_be_bytes))
         }
 
+        fn i64(&mut self) -> Result<i64> {
+            self.opt_i64()?
+                .ok_or_else(|| StoreError::Corrupt("NULL in a NOT NULL column".into()))
+        }
+
         fn opt_f64(&mut self) -> Result<Option<f64>> {
             Ok(self.fixed::<8>()?.map(f64::from_be_bytes))
         }
 
-        fn i64(&mut self) -> Result<i64> {
-            self.opt_i64()?
-                .ok_or_else(|| corrupt("NULL in a NOT NULL column"))
-        }
-
-        fn i32(&mut self) -> Result<i32> {
-            self.fixed::<4>()?
-                .map(i32::from_be_bytes)
-                .ok_or_else(|| corrupt("NULL in a NOT NULL column"))
+        fn i16(&mut self) -> Result<i16> {
+            self.fixed::<2>()?
+                .map(i16::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("NULL in a NOT NULL column".into()))
         }
 
         fn text(&mut self) -> Result<String> {
-            let b = self
-                .next()?
-                .ok_or_else(|| corrupt("NULL in a NOT NULL column"))?;
-            String::from_utf8(b.to_vec()).map_err(|_| corrupt("text not UTF-8"))
+            let b = self.field()?.unwrap_or_default();
+            String::from_utf8(b.to_vec()).map_err(|_| StoreError::Corrupt("text not UTF-8".into()))
         }
     }
 
-    /// One row of five arrays, all in the order the scan met the rows. The codes travel as
-    /// one integer, `result_type * 65536 + classification`: every pair of SMALLINTs comes
-    /// back exactly, or the server raises an error (a result type beyond ±32767 would
-    /// overflow; the store writes 0–5).
-    const RANGE: &str = "SELECT array_agg(ts), array_agg(check_id), array_agg(value), \
-         array_agg(message), array_agg(result_type * 65536 + classification) FROM results \
-         WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
-         AND ts >= $3 AND ts < $4";
+    async fn plugin_pk(conn: &mut PgConnection, plugin: &str) -> Result<Option<i32>> {
+        Ok(sqlx::query_scalar("SELECT pk FROM plugins WHERE id = $1")
+            .bind(plugin)
+            .fetch_optional(&mut *conn)
+            .await?)
+    }
 
-    /// A 30-day graph is 43,200 rows. They come back as the one row of arrays of `RANGE` in
-    /// binary format, read here from the raw bytes (no sqlx decoding, no per-row message),
-    /// one round trip with the plugin's key looked up in the same statement. There is no
-    /// `ORDER BY`: the rows are put in time order here when the scan did not return them
-    /// so, as a bitmap heap scan (which the planner may pick for the first runs of the
-    /// statement on a connection) does when late results or reused space put the heap out
-    /// of time order; after five runs PostgreSQL keeps a generic plan, an index scan.
-    ///
-    /// Measured with benches/pg_read.rs, candidates in alternating rounds in one process on
-    /// 2 shared cores (load 5–11), medians per read as CPU of this process / of the
-    /// PostgreSQL backend:
-    /// - binary `COPY` of the rows parsed in place (the previous path): 10.6–14 / 15.5–19.7
-    ///   ms. sqlx hands over every row as a message of its own (a `Bytes`, a mutex, the poll
-    ///   of a boxed future): a third of this process's time.
-    /// - plain `SELECT` of the rows, values read raw: 20–24 / 16–20 ms (a `PgRow` per row).
-    /// - this query: 5.9–7.6 / 16.3–19.8 ms, the least CPU on both sides together (22–26 ms
-    ///   against 26–34 ms for `COPY`) and about the same or a lower wall time. What remains
-    ///   here is mostly `malloc`/`free` of the two `String`s each `CheckResult` owns (with
-    ///   an empty `plugin_id`, 2 ms less).
-    /// - also measured, no better: the two codes as two arrays (~2 ms more server CPU), the
-    ///   messages as one `string_agg` plus an array of lengths, a custom plan per read (an
-    ///   unnamed statement: one more round trip, same CPU), the two halves of the range on
-    ///   two connections at once (more CPU, less wall time only when a core is idle).
+    /// A 30-day graph is 43,200 rows: they come back as a binary `COPY` of the index-ordered
+    /// scan, parsed in place. benches/pg_read.rs compares the other ways, in alternating
+    /// rounds in one process (2 shared cores; medians per read as wall time, CPU of this
+    /// process, CPU of the PostgreSQL backend). Through the store's pool at load 4–5, this
+    /// path against one row of five `array_agg` arrays in binary format read from the raw
+    /// bytes (one round trip, codes packed into one integer, no `ORDER BY`, sorted here if
+    /// needed): 30.6 / 14.0 / 16.9 ms against 37.8 / 7.3 / 21.7 ms, 47.1 / 14.1 / 18.3 against
+    /// 52.3 / 7.9 / 25.6, and 39.5 / 12.8 / 17.1 against 42.8 / 7.7 / 21.7 with both sides at
+    /// nice -20. The arrays halve this process's CPU (sqlx hands over every `COPY` row as a
+    /// message of its own, a third of the time here) but cost the server 3–7 ms more (the
+    /// aggregates, then `array_send` per element, with nothing overlapping the client's
+    /// work), and the server is the part several Prophasis nodes share. Also measured and no
+    /// better: a plain `SELECT` with values read raw (twice this process's CPU: a `PgRow`
+    /// per row), five fields instead of six, parsing each `COPY` message without copying it
+    /// into one buffer first, the two halves of the range on two connections at once.
     pub(crate) async fn results_range(
         pool: &PgPool,
         host: HostId,
@@ -304,58 +274,36 @@ pub(crate) mod fast {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<CheckResult>> {
-        let row = sqlx::query(RANGE)
-            .bind(host)
-            .bind(plugin)
-            .bind(from)
-            .bind(to)
-            .fetch_one(pool)
-            .await?;
-        let mut columns = [None; 5];
-        for (i, column) in columns.iter_mut().enumerate() {
-            let value = row.try_get_raw(i)?;
-            if !value.is_null() {
-                *column = Some(value.as_bytes().map_err(corrupt)?);
-            }
-        }
-        decode_range(host, plugin, columns)
-    }
-
-    /// The results in the five arrays of `RANGE`, in time order.
-    fn decode_range(
-        host: HostId,
-        plugin: &str,
-        [ts, check_id, value, message, codes]: [Option<&[u8]>; 5],
-    ) -> Result<Vec<CheckResult>> {
-        let mut ts = Elements::new(ts, INT8)?;
-        let mut check_id = Elements::new(check_id, INT8)?;
-        let mut value = Elements::new(value, FLOAT8)?;
-        let mut message = Elements::new(message, TEXT)?;
-        let mut codes = Elements::new(codes, INT4)?;
-        let n = same_length(&[ts.len, check_id.len, value.len, message.len, codes.len])?;
-        let mut out = Vec::with_capacity(n);
-        let (mut sorted, mut previous) = (true, i64::MIN);
-        for i in 0..n {
-            let timestamp = ts.i64()?;
-            sorted &= i == 0 || previous < timestamp;
-            previous = timestamp;
-            let packed = codes.i32()?;
-            let classification = packed as i16;
-            let result_type = ((packed - classification as i32) >> 16) as i16;
+        let mut conn = pool.acquire().await?;
+        let Some(pk) = plugin_pk(&mut conn, plugin).await? else {
+            return Ok(Vec::new());
+        };
+        // COPY takes no parameters; every value spliced in is an integer.
+        let statement = format!(
+            "COPY (SELECT ts, check_id, value, message, result_type, classification FROM results \
+             WHERE host_id = {host} AND plugin_pk = {pk} AND ts >= CAST({from} AS BIGINT) \
+             AND ts < CAST({to} AS BIGINT) ORDER BY ts) \
+             TO STDOUT (FORMAT binary)"
+        );
+        let mut rows = CopyRows::read(&mut conn, &statement).await?;
+        let mut out = Vec::new();
+        while rows.next_row(6)?.is_some() {
+            let timestamp = rows.i64()?;
+            let check_id = rows.opt_i64()?;
+            let value = rows.opt_f64()?;
+            let message = rows.text()?;
+            let result_type = result_type_from(rows.i16()?)?;
+            let classification = classification_from(rows.i16()?)?;
             out.push(CheckResult {
                 host_id: host,
                 plugin_id: plugin.to_string(),
-                check_id: check_id.opt_i64()?,
+                check_id,
                 timestamp,
-                value: value.opt_f64()?,
-                message: message.text()?,
-                result_type: result_type_from(result_type)?,
-                classification: classification_from(classification)?,
+                value,
+                message,
+                result_type,
+                classification,
             });
-        }
-        if !sorted {
-            // (host, plugin, ts) is the primary key: no two results share a timestamp.
-            out.sort_unstable_by_key(|r| r.timestamp);
         }
         Ok(out)
     }
@@ -413,148 +361,5 @@ pub(crate) mod fast {
                 })
             })
             .collect()
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use prophasis_model::{Classification, ResultType};
-
-        use super::*;
-        use crate::codes::{classification_code, result_type_code};
-
-        /// A one-dimensional array in the binary format PostgreSQL sends.
-        fn array(oid: u32, elements: &[Option<Vec<u8>>]) -> Vec<u8> {
-            let mut b = Vec::new();
-            b.extend(1i32.to_be_bytes());
-            b.extend(i32::from(elements.iter().any(Option::is_none)).to_be_bytes());
-            b.extend(oid.to_be_bytes());
-            b.extend((elements.len() as i32).to_be_bytes());
-            b.extend(1i32.to_be_bytes());
-            for e in elements {
-                match e {
-                    None => b.extend((-1i32).to_be_bytes()),
-                    Some(e) => {
-                        b.extend((e.len() as i32).to_be_bytes());
-                        b.extend(e);
-                    }
-                }
-            }
-            b
-        }
-
-        /// The five arrays `RANGE` returns for these results, in the given order.
-        fn arrays(results: &[CheckResult]) -> [Vec<u8>; 5] {
-            let col = |oid, f: &dyn Fn(&CheckResult) -> Option<Vec<u8>>| {
-                array(oid, &results.iter().map(f).collect::<Vec<_>>())
-            };
-            [
-                col(INT8, &|r| Some(r.timestamp.to_be_bytes().to_vec())),
-                col(INT8, &|r| r.check_id.map(|c| c.to_be_bytes().to_vec())),
-                col(FLOAT8, &|r| r.value.map(|v| v.to_be_bytes().to_vec())),
-                col(TEXT, &|r| Some(r.message.as_bytes().to_vec())),
-                col(INT4, &|r| {
-                    let packed = i32::from(result_type_code(r.result_type)) * 65536
-                        + i32::from(classification_code(r.classification));
-                    Some(packed.to_be_bytes().to_vec())
-                }),
-            ]
-        }
-
-        fn decode(a: &[Vec<u8>; 5]) -> Result<Vec<CheckResult>> {
-            decode_range(7, "a.cpu", [0, 1, 2, 3, 4].map(|i| Some(a[i].as_slice())))
-        }
-
-        fn results() -> Vec<CheckResult> {
-            let types = [
-                ResultType::Plugin,
-                ResultType::ConnectionError,
-                ResultType::ConnectionTimeout,
-                ResultType::AuthenticationError,
-                ResultType::RequestError,
-                ResultType::CommandUnsuccessful,
-            ];
-            let classes = [
-                Classification::Ok,
-                Classification::Unknown,
-                Classification::Minor,
-                Classification::Major,
-                Classification::Critical,
-            ];
-            let mut ts = vec![i64::MIN, -1, 0, 1, 59_999, i64::MAX];
-            ts.extend((0..24).map(|i| 1_700_000_000_000 + i * 60_000));
-            ts.sort();
-            ts.iter()
-                .enumerate()
-                .map(|(i, t)| CheckResult {
-                    host_id: 7,
-                    plugin_id: "a.cpu".into(),
-                    check_id: (i % 3 == 0).then_some(i as i64 - 10),
-                    timestamp: *t,
-                    value: (i % 4 != 0).then_some(i as f64 * -0.25),
-                    message: if i % 5 == 0 {
-                        String::new()
-                    } else {
-                        format!("µ {i} — ok")
-                    },
-                    result_type: types[i % types.len()],
-                    classification: classes[i % classes.len()],
-                })
-                .collect()
-        }
-
-        #[test]
-        fn every_field_comes_back_in_time_order_whatever_order_the_scan_had() {
-            let sorted = results();
-            assert_eq!(decode(&arrays(&sorted)).unwrap(), sorted);
-            // A bitmap heap scan returns the rows in heap order, which late results and
-            // reused space make differ from time order.
-            let mut shuffled = sorted.clone();
-            shuffled.reverse();
-            shuffled.swap(3, 17);
-            assert_eq!(decode(&arrays(&shuffled)).unwrap(), sorted);
-        }
-
-        #[test]
-        fn no_rows_is_an_empty_range() {
-            assert!(decode_range(7, "a.cpu", [None; 5]).unwrap().is_empty());
-            assert!(decode(&arrays(&[])).unwrap().is_empty());
-        }
-
-        #[test]
-        fn what_cannot_be_read_exactly_is_an_error() {
-            let good = arrays(&results());
-            let n = results().len();
-            let corrupt = |a: [Vec<u8>; 5]| match decode(&a) {
-                Err(StoreError::Corrupt(_)) => {}
-                other => panic!("expected Corrupt, got {other:?}"),
-            };
-            // One array shorter than the others.
-            let mut short = good.clone();
-            short[2] = arrays(&results()[1..])[2].clone();
-            corrupt(short);
-            // An array of another element type.
-            let mut wrong_type = good.clone();
-            wrong_type[4][8..12].copy_from_slice(&INT8.to_be_bytes());
-            corrupt(wrong_type);
-            // Cut short.
-            let mut cut = good.clone();
-            cut[3].truncate(cut[3].len() - 1);
-            corrupt(cut);
-            // NULL where the column is NOT NULL.
-            let mut null = good.clone();
-            null[0] = array(INT8, &vec![None; n]);
-            corrupt(null);
-            // A code no result type has.
-            let mut code = good.clone();
-            code[4] = array(
-                INT4,
-                &vec![Some((99 * 65536 + 1i32).to_be_bytes().to_vec()); n],
-            );
-            corrupt(code);
-            // A negative classification code is not mistaken for another result type.
-            let mut negative = good;
-            negative[4] = array(INT4, &vec![Some((-1i32).to_be_bytes().to_vec()); n]);
-            corrupt(negative);
-        }
     }
 }

@@ -1544,7 +1544,8 @@ async fn long_range_read_returns_every_field(s: &Store) {
 }
 
 /// Results stored out of time order (late batches, replaced results) still read back in
-/// time order: PostgreSQL may return a range in the heap's order (a bitmap heap scan).
+/// time order, whatever order the scan meets them in (a bitmap heap scan meets them in
+/// heap order).
 async fn range_read_is_in_time_order_however_stored(s: &Store) {
     let h = s.create_host(&host("h")).await.unwrap();
     s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
@@ -1592,8 +1593,8 @@ async fn range_read_is_in_time_order_however_stored(s: &Store) {
 }
 
 /// The same case on a PostgreSQL database whose planner may not use index scans, so every
-/// range comes back in heap order (here newest block first) and must be put in time order
-/// by the store.
+/// range is read in heap order (here newest block first) and must be put in time order
+/// by the store's query or by the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_range_read_in_heap_order_is_put_in_time_order() {
     use sqlx::Connection;
