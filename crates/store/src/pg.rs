@@ -261,9 +261,10 @@ pub(crate) mod fast {
     /// needed): 30.6 / 14.0 / 16.9 ms against 37.8 / 7.3 / 21.7 ms, 47.1 / 14.1 / 18.3 against
     /// 52.3 / 7.9 / 25.6, and 39.5 / 12.8 / 17.1 against 42.8 / 7.7 / 21.7 with both sides at
     /// nice -20. The arrays halve this process's CPU (sqlx hands over every `COPY` row as a
-    /// message of its own, a third of the time here) but cost the server 3–7 ms more (the
-    /// aggregates, then `array_send` per element, with nothing overlapping the client's
-    /// work), and the server is the part several Prophasis nodes share. Also measured and no
+    /// message of its own, a third of the time here) but cost the backend 3–9 ms more
+    /// through the pool (on a dedicated connection about as much as `COPY`; why the pool
+    /// makes a difference for the prepared statement and not for `COPY` is not known), and
+    /// the server is the part several Prophasis nodes share. Also measured and no
     /// better: a plain `SELECT` with values read raw (twice this process's CPU: a `PgRow`
     /// per row), five fields instead of six, parsing each `COPY` message without copying it
     /// into one buffer first, the two halves of the range on two connections at once.
