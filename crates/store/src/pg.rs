@@ -435,9 +435,21 @@ pub(crate) mod fast {
     }
 
     /// A 30-day graph is 43,200 rows: they come back as a binary `COPY` of the index-ordered
-    /// scan, which costs the server and this process less per row than rows (sqlx decodes
-    /// each one through its generic row machinery) or `array_agg` (the server builds six
-    /// arrays, sqlx decodes them element by element).
+    /// scan, parsed in place. benches/pg_read.rs compares the other ways, in alternating
+    /// rounds in one process (2 shared cores; medians per read as wall time, CPU of this
+    /// process, CPU of the PostgreSQL backend). Through the store's pool at load 4–5, this
+    /// path against one row of five `array_agg` arrays in binary format read from the raw
+    /// bytes (one round trip, codes packed into one integer, no `ORDER BY`, sorted here if
+    /// needed): 30.6 / 14.0 / 16.9 ms against 37.8 / 7.3 / 21.7 ms, 47.1 / 14.1 / 18.3 against
+    /// 52.3 / 7.9 / 25.6, and 39.5 / 12.8 / 17.1 against 42.8 / 7.7 / 21.7 with both sides at
+    /// nice -20. The arrays halve this process's CPU (sqlx hands over every `COPY` row as a
+    /// message of its own, a third of the time here) but cost the backend 3–9 ms more
+    /// through the pool (on a dedicated connection about as much as `COPY`; why the pool
+    /// makes a difference for the prepared statement and not for `COPY` is not known), and
+    /// the server is the part several Prophasis nodes share. Also measured and no
+    /// better: a plain `SELECT` with values read raw (twice this process's CPU: a `PgRow`
+    /// per row), five fields instead of six, parsing each `COPY` message without copying it
+    /// into one buffer first, the two halves of the range on two connections at once.
     pub(crate) async fn results_range(
         pool: &PgPool,
         host: HostId,

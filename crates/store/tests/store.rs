@@ -35,6 +35,7 @@ on_both_backends!(
     long_range_read_returns_every_field,
     rollups_match_raw_results_for_random_batches,
     a_result_stored_again_replaces_the_stored_one,
+    range_read_is_in_time_order_however_stored,
 );
 
 fn field_of(e: &StoreError) -> &str {
@@ -1671,4 +1672,74 @@ async fn a_result_stored_again_replaces_the_stored_one(s: &Store) {
         .await
         .unwrap();
     assert_eq!((five.len(), five[0].count, five[0].worst), (1, 3, Major));
+}
+
+/// Results stored out of time order (late batches, replaced results) still read back in
+/// time order, whatever order the scan meets them in (a bitmap heap scan meets them in
+/// heap order).
+async fn range_read_is_in_time_order_however_stored(s: &Store) {
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    s.put_plugin(&plugin("a.mem"), &package()).await.unwrap();
+    let minute = 60_000;
+    let ok = Classification::Ok;
+    // The newest block first, each interleaved with another series.
+    for block in (0..4i64).rev() {
+        let batch: Vec<CheckResult> = (block * 500..(block + 1) * 500)
+            .flat_map(|i| {
+                [
+                    result(h, "a.cpu", i * minute, Some(i as f64), ok),
+                    result(h, "a.mem", i * minute, None, Classification::Minor),
+                ]
+            })
+            .collect();
+        s.insert_results(&batch).await.unwrap();
+    }
+    // A later write of a timestamp replaces the result stored for it.
+    let replaced = |i: i64| {
+        let mut r = result(h, "a.cpu", i * minute, None, Classification::Critical);
+        r.message = String::new();
+        r
+    };
+    let late: Vec<CheckResult> = (0..2000).step_by(7).map(replaced).collect();
+    s.insert_results(&late).await.unwrap();
+    let expected: Vec<CheckResult> = (0..2000)
+        .map(|i| match i % 7 {
+            0 => replaced(i),
+            _ => result(h, "a.cpu", i * minute, Some(i as f64), ok),
+        })
+        .collect();
+    assert_eq!(
+        s.results_range(h, "a.cpu", i64::MIN, i64::MAX)
+            .await
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        s.results_range(h, "a.cpu", 250 * minute, 1250 * minute)
+            .await
+            .unwrap(),
+        expected[250..1250].to_vec()
+    );
+}
+
+/// The same case on a PostgreSQL database whose planner may not use index scans, so every
+/// range is read in heap order (here newest block first) and must be put in time order
+/// by the store's query or by the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_range_read_in_heap_order_is_put_in_time_order() {
+    use sqlx::Connection;
+    let pg = PgDb::create().await;
+    let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE {} SET enable_indexscan = off",
+        pg.name
+    ))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let store = Store::open(&pg.url).await.unwrap();
+    range_read_is_in_time_order_however_stored(&store).await;
+    store.close().await;
 }
