@@ -76,6 +76,16 @@
 //! of one table; retention never deletes an open bucket (it belongs to the latest row,
 //! which is kept). See `ingest.rs`.
 //!
+//! On SQLite raw results live in two tiers (migration 0006): batches land in
+//! `results_recent`, clustered by minute, so a batch of 10,000 different series appends to
+//! one tree instead of dirtying a page of `results` per series; right after a batch, under
+//! the same ingest lock, a compaction moves every minute but the newest five into `results`
+//! (clustered by series, so a 30-day read of one series stays contiguous) once fifteen
+//! minutes have gathered. A watermark in `prophasis_meta` says which tier holds a minute,
+//! so every result is in exactly one; late results below it go straight into `results`.
+//! Readers, deletes, counts and retention cover both tiers (see `sqlite.rs`). PostgreSQL
+//! has the one `results` table.
+//!
 //! # Serialised ingest (invariant)
 //! A batch reads the open buckets of its series, merges in Rust and writes them back, so
 //! two batches must not interleave. Within a process [`Store`] holds an async mutex around

@@ -5,6 +5,8 @@
 //! What differs between the backends lives in the parent module and is reached through
 //! `super::`: opening a write transaction, listing tables, the migration lock, the bulk
 //! writes of a results batch and storage statistics.
+//! SQLite's second results table (`results_recent`, see `sqlite.rs`) is the one schema
+//! difference the shared statements know about: `result_tables` lists it on SQLite only.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
