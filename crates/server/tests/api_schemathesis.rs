@@ -164,7 +164,9 @@ async fn schemathesis_finds_no_server_error_and_no_schema_break() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "15"])
         .args(["--request-timeout", "20"])
-        .args(["--workers", "2"])
+        // One worker: with two, Hypothesis (6.170) raced on its own cache of lambda sources
+        // and schemathesis reported that as a flaky "Runtime Error", not a finding.
+        .args(["--workers", "1"])
         .args(["--seed", "1"])
         // These could take the fuzzer's own login away (revoke its token, change or
         // demote its user); `api_rest.rs` covers them.
