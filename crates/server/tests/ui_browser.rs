@@ -112,18 +112,7 @@ async fn log_in_watch_live_health_and_fit_a_phone() {
         20 * SECS,
     )
     .await;
-    // Drawn, not just created: uPlot has its scales and the canvas has pixels on it.
-    b.wait_until(
-        "(function () { var el = document.querySelector('.chart'), u = el._plot, \
-           c = el.querySelector('canvas'); \
-           if (!u || !c || u.scales.x.min == null || u.scales.y.min == null) return false; \
-           var px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
-           for (var i = 3; i < px.length; i += 4) if (px[i]) return true; \
-           return false; })()",
-        "the chart to be drawn (scales set, pixels on the canvas)",
-        10 * SECS,
-    )
-    .await;
+    b.wait_for_drawn_chart(10 * SECS).await;
     assert_eq!(
         b.eval("return window.__stillTheSamePage === true;", vec![])
             .await,

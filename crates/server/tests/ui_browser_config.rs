@@ -156,7 +156,7 @@ async fn submit(b: &Browser, path: &str) {
 async fn press(b: &Browser, css: &str, path: &str) {
     b.eval("window.__submitted = true; return 1;", vec![]).await;
     b.click(css).await;
-    b.wait_js(
+    b.wait_until(
         &format!(
             "!window.__submitted && document.readyState === 'complete' && \
              new RegExp({path:?}).test(location.pathname) && \
@@ -172,7 +172,7 @@ async fn press(b: &Browser, css: &str, path: &str) {
 /// next navigation does not race the logout.
 async fn log_out(b: &Browser) {
     b.click("form[action='/logout'] button").await;
-    b.wait_js(
+    b.wait_until(
         "location.pathname === '/login' && document.querySelector('form[action=\"/login\"]')",
         "the login page after logging out",
         WAIT,
@@ -186,7 +186,7 @@ async fn log_in(b: &Browser, name: &str, password: &str) {
     b.fill("#f-name", name).await;
     b.fill("#f-password", password).await;
     b.click("form[action='/login'] button[type=submit]").await;
-    b.wait_js(
+    b.wait_until(
         "location.pathname !== '/login' && document.querySelector('form[action=\"/logout\"]')",
         &format!("{name} to be logged in"),
         WAIT,
@@ -330,7 +330,7 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
     b.tick("main form", "All hosts", false).await;
     b.tick("#p-hosts", "web1", true).await;
     b.select("#f-module", "webhook").await;
-    b.wait_js(
+    b.wait_until(
         "!document.querySelector('fieldset[data-module=webhook]').hidden",
         "the webhook's options to show",
         WAIT,
@@ -372,7 +372,7 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
     )
     .await;
     let badge = format!("h1 [data-host-health='{}']", ids.host);
-    b.wait_js(
+    b.wait_until(
         &format!("document.querySelector(\"{badge}\").classList.contains('h-no_data')"),
         "the host to have no data yet",
         WAIT,
@@ -413,13 +413,13 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
     let schedule_tab = b.window_handle().await;
     b.switch_to(&host_tab).await;
     // Results arrive: the badge turns OK and the chart draws them, without a reload.
-    b.wait_js(
+    b.wait_until(
         &format!("document.querySelector(\"{badge}\").classList.contains('h-ok')"),
         "the host to turn OK on the open page",
         WAIT,
     )
     .await;
-    b.wait_js(
+    b.wait_until(
         "document.querySelector('.chart canvas') && Number(document.querySelector('.chart').dataset.results) > 0",
         "the chart to draw the first results",
         WAIT,
@@ -431,18 +431,7 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
         true,
         "the host page was not reloaded"
     );
-    // Drawn, not just created: uPlot has its scales and the canvas has pixels on it.
-    b.wait_js(
-        "(function () { var el = document.querySelector('.chart'), u = el._plot, \
-           c = el.querySelector('canvas'); \
-           if (!u || !c || u.scales.x.min == null || u.scales.y.min == null) return false; \
-           var px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
-           for (var i = 3; i < px.length; i += 4) if (px[i]) return true; \
-           return false; })()",
-        "the chart to be drawn (scales set, pixels on the canvas)",
-        WAIT,
-    )
-    .await;
+    b.wait_for_drawn_chart(WAIT).await;
     b.screenshot(&screenshot_dir().join("config-flow-host-live-1280.png"))
         .await;
     // The other tab is done with.
@@ -455,7 +444,7 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
     b.goto(&format!("{base}/services/{}", ids.service)).await;
     let service_badge = format!("h1 [data-service-health='{}']", ids.service);
     let host_badge = format!("[data-host-health='{}']", ids.host);
-    b.wait_js(
+    b.wait_until(
         &format!("document.querySelector(\"{service_badge}\").classList.contains('h-ok')"),
         "the service to show OK",
         WAIT,
@@ -464,7 +453,7 @@ async fn configure_and_watch(b: Arc<Browser>, mut s: Setup) -> Ids {
     b.eval("window.__stillTheSamePage = true; return 1;", vec![])
         .await;
     s.agent.stop().await;
-    b.wait_js(
+    b.wait_until(
         &format!(
             "!document.querySelector(\"{service_badge}\").classList.contains('h-ok') && \
              !document.querySelector(\"{host_badge}\").classList.contains('h-ok')"

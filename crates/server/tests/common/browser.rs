@@ -210,7 +210,8 @@ impl Browser {
         }
     }
 
-    /// Waits until a JavaScript expression is true; fails with `what` after `limit`.
+    /// Waits until a JavaScript expression is true; after `limit` fails through
+    /// [`Browser::failure`] (a screenshot and the page's visible text).
     pub async fn wait_until(&self, expression: &str, what: &str, limit: Duration) {
         let start = Instant::now();
         let script = format!("return !!({expression});");
@@ -219,21 +220,30 @@ impl Browser {
                 return;
             }
             if start.elapsed() >= limit {
-                let main = self
-                    .eval(
-                        "var m = document.querySelector('main'); return m ? m.outerHTML : document.documentElement.outerHTML;",
-                        vec![],
-                    )
-                    .await;
-                let main = main.as_str().unwrap_or_default();
                 panic!(
-                    "timed out after {limit:?} waiting for {what} on {}; the page's main part:\n{}",
-                    self.url().await,
-                    &main[..main.len().min(4000)]
+                    "{}",
+                    self.failure(&format!("{what} (waited {limit:?})")).await
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Waits until the first chart on the page is drawn, not just created: uPlot has set
+    /// its scales and the canvas has painted pixels (a chart whose first draw went wrong
+    /// is an empty canvas).
+    pub async fn wait_for_drawn_chart(&self, limit: Duration) {
+        self.wait_until(
+            "(function () { var el = document.querySelector('.chart'), u = el && el._plot, \
+               c = el && el.querySelector('canvas'); \
+               if (!u || !c || u.scales.x.min == null || u.scales.y.min == null) return false; \
+               var px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+               for (var i = 3; i < px.length; i += 4) if (px[i]) return true; \
+               return false; })()",
+            "the chart to be drawn (scales set, pixels on the canvas)",
+            limit,
+        )
+        .await;
     }
 
     pub async fn fill(&self, css: &str, text: &str) {
@@ -421,24 +431,6 @@ impl Browser {
                         "{needle:?} in {css} after {limit:?} (it says {t:?})"
                     ))
                     .await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Like [`Browser::wait_until`], but a timeout fails through [`Browser::failure`].
-    pub async fn wait_js(&self, expression: &str, what: &str, limit: Duration) {
-        let start = Instant::now();
-        let script = format!("return !!({expression});");
-        loop {
-            if self.eval(&script, vec![]).await == Value::Bool(true) {
-                return;
-            }
-            if start.elapsed() >= limit {
-                panic!(
-                    "{}",
-                    self.failure(&format!("{what} (waited {limit:?})")).await
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
