@@ -24,52 +24,11 @@ use prophasis_store::Store;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Connection, Row, ValueRef};
 
-const MINUTE: i64 = 60_000;
-const DAY: i64 = 24 * 60 * MINUTE;
+#[path = "common/mod.rs"]
+mod common;
+use common::*;
+
 const PLUGINS: usize = 10;
-
-fn plugin(id: &str) -> Plugin {
-    Plugin {
-        id: id.into(),
-        name: id.into(),
-        description: String::new(),
-        version: 1.0,
-        n_historical: 10,
-        classifier: "return \"ok\"".into(),
-        view: "value_graph".into(),
-        view_source: None,
-        manifest: serde_json::json!({}),
-    }
-}
-
-/// The same results as benches/store.rs writes, so figures compare with BENCHMARKS.md.
-fn result(host: HostId, plugin: &str, ts: Millis, i: i64) -> CheckResult {
-    let value = (i % 1000) as f64 / 10.0;
-    CheckResult {
-        host_id: host,
-        plugin_id: plugin.into(),
-        check_id: None,
-        timestamp: ts,
-        value: Some(value),
-        message: format!("{value:.1} %"),
-        result_type: ResultType::Plugin,
-        classification: if i % 97 == 0 {
-            Classification::Minor
-        } else {
-            Classification::Ok
-        },
-    }
-}
-
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// CPU time of the given PostgreSQL backends. The first field of schedstat is nanoseconds
 /// on a CPU: `stat`'s clock ticks (10 ms) are too coarse for reads of a few milliseconds.

@@ -12,6 +12,10 @@ use prophasis_model::*;
 use prophasis_store::{Series, Store};
 use sqlx::Connection;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::*;
+
 const HOSTS: i64 = 1_000;
 const PLUGINS: usize = 10;
 /// One batch is one minute of a site with 1,000 hosts × 10 plugins: every result is a
@@ -21,52 +25,6 @@ const BATCHES: i64 = 40;
 /// each series has more than a page of history (as on a server that has run for a while):
 /// from empty tables, every insert appends to few pages and the figure flatters.
 const HISTORY_MINUTES: i64 = 100;
-const MINUTE: i64 = 60_000;
-const DAY: i64 = 24 * 60 * MINUTE;
-
-fn plugin(id: &str) -> Plugin {
-    Plugin {
-        id: id.into(),
-        name: id.into(),
-        description: String::new(),
-        version: 1.0,
-        n_historical: 10,
-        classifier: "return \"ok\"".into(),
-        view: "value_graph".into(),
-        view_source: None,
-        manifest: serde_json::json!({}),
-    }
-}
-
-fn result(host: HostId, plugin: &str, ts: Millis, i: i64) -> CheckResult {
-    let value = (i % 1000) as f64 / 10.0;
-    CheckResult {
-        host_id: host,
-        plugin_id: plugin.into(),
-        check_id: None,
-        timestamp: ts,
-        value: Some(value),
-        message: format!("{value:.1} %"),
-        result_type: ResultType::Plugin,
-        classification: if i % 97 == 0 {
-            Classification::Minor
-        } else {
-            Classification::Ok
-        },
-    }
-}
-
-/// CPU time of this process (all threads, sqlx's SQLite workers included): on a machine
-/// shared with other builds, wall time alone says more about the neighbours than about us.
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 struct Distinct {
     per_batch: usize,
