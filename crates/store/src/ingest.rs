@@ -97,7 +97,15 @@ pub(crate) fn prepare<'a>(
     results: &'a [CheckResult],
     plugin_pks: &HashMap<&str, i32>,
 ) -> Prepared<'a> {
-    let mut rows: Vec<Row<'a>> = results
+    prepare_rows(rows(results, plugin_pks))
+}
+
+/// The batch as rows, in the order given.
+pub(crate) fn rows<'a>(
+    results: &'a [CheckResult],
+    plugin_pks: &HashMap<&str, i32>,
+) -> Vec<Row<'a>> {
+    results
         .iter()
         .map(|r| Row {
             host_id: r.host_id,
@@ -111,7 +119,13 @@ pub(crate) fn prepare<'a>(
             result_type: result_type_code(r.result_type),
             classification: classification_code(r.classification),
         })
-        .collect();
+        .collect()
+}
+
+/// [`prepare`] for rows already converted (compaction reads them back from the recent
+/// tier): sorts, keeps the last of equal keys, finds each series' newest row and
+/// aggregates the rows into rollup buckets.
+pub(crate) fn prepare_rows<'a>(mut rows: Vec<Row<'a>>) -> Prepared<'a> {
     // Stable sort, then keep the last of equal keys: a result given twice for the same
     // millisecond replaces the earlier one, as it would against a stored row.
     rows.sort_by_key(|r| (r.host_id, r.plugin_pk, r.ts));

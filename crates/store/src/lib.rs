@@ -119,7 +119,32 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
+
+/// When a compaction moves recent results out of the recent tier and folds them into the
+/// latest rows and rollups, in minutes (see "Results" in the crate doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compaction {
+    /// Compact once the newest minute is this far past the watermark.
+    pub span: i64,
+    /// Minutes (counting back from the newest) that stay in the recent tier: results of
+    /// the last few minutes still arrive, and below the watermark they would take the
+    /// slower late path.
+    pub keep: i64,
+    /// The new watermark is a multiple of this many minutes (an hour by default), so each
+    /// compaction moves whole hours.
+    pub align: i64,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction {
+            span: 65,
+            keep: 5,
+            align: 60,
+        }
+    }
+}
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -278,7 +303,7 @@ pub struct Store {
     /// Serialises [`Store::insert_results`] (see "Serialised ingest" in the crate doc).
     ingest: tokio::sync::Mutex<()>,
     /// When SQLite moves recent results into the series-clustered table.
-    compaction: RwLock<sqlite::Compaction>,
+    compaction: RwLock<Compaction>,
 }
 
 impl std::fmt::Debug for Store {
@@ -323,7 +348,7 @@ impl Store {
             location,
             retention: RwLock::new(Retention::default()),
             ingest: tokio::sync::Mutex::new(()),
-            compaction: RwLock::new(sqlite::Compaction::default()),
+            compaction: RwLock::new(Compaction::default()),
         })
     }
 
@@ -625,19 +650,49 @@ impl Store {
             0 <= keep && keep < span,
             "compaction needs 0 <= keep < span"
         );
-        *self.compaction.write().unwrap_or_else(|e| e.into_inner()) =
-            sqlite::Compaction { span, keep };
+        *self.compaction.write().unwrap_or_else(|e| e.into_inner()) = Compaction {
+            span,
+            keep,
+            align: 1,
+        };
+    }
+    /// Compacts the whole recent tier now, so every stored result is folded into the
+    /// latest rows and rollups (on SQLite; PostgreSQL folds on arrival). For tests that
+    /// need the folded layout, and for a clean hand-over before a downgrade.
+    #[doc(hidden)]
+    pub async fn compact_now(&self) -> Result<()> {
+        let _one_writer = self.ingest.lock().await;
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let all = Compaction {
+                    span: 0,
+                    keep: -1,
+                    align: 1,
+                };
+                sqlite::compact(p, all).await
+            }
+            Backend::Postgres(_) => Ok(()),
+        }
     }
     pub async fn latest_result(&self, host: HostId, plugin: &str) -> Result<Option<CheckResult>> {
-        dispatch!(self, latest_result(host, plugin))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::fast::latest_result(p, host, plugin).await,
+            Backend::Postgres(p) => pg::ops::latest_result(p, host, plugin).await,
+        }
     }
     /// The newest result of every plugin that has reported on this host, by plugin id.
     pub async fn latest_results_for_host(&self, host: HostId) -> Result<Vec<CheckResult>> {
-        dispatch!(self, latest_results_for_host(host))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::fast::latest_results_for_host(p, host).await,
+            Backend::Postgres(p) => pg::ops::latest_results_for_host(p, host).await,
+        }
     }
     /// The newest classification of every (host, plugin): what health starts from.
     pub async fn latest_classifications(&self) -> Result<Vec<LatestClassification>> {
-        dispatch!(self, latest_classifications())
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::fast::latest_classifications(p).await,
+            Backend::Postgres(p) => pg::ops::latest_classifications(p).await,
+        }
     }
     /// The last `n` results, oldest first, as classifiers want them.
     pub async fn last_results(

@@ -16,7 +16,6 @@ use sqlx::Row as _;
 use super::DB;
 use crate::codes::*;
 use crate::error::{fk_as_missing, unique_as_duplicate, Result, StoreError};
-use crate::ingest;
 use crate::{DeleteImpact, LatestClassification, LogFilter, Retention, RetentionReport};
 
 type Pool = sqlx::Pool<DB>;
@@ -40,6 +39,40 @@ fn result_tables() -> &'static [&'static str] {
 /// The time-clustered recent tier, on SQLite only.
 fn recent_tier() -> Option<&'static str> {
     (<DB as sqlx::Database>::NAME == "SQLite").then_some("results_recent")
+}
+
+/// On SQLite, the rollup buckets that exist only through results still in the recent
+/// tier (not folded yet, see `sqlite/write.rs`): buckets of those results that are neither
+/// a rollups row nor an open bucket, as ` + (…)` terms of a count whose `$1` is the value
+/// of `column`. Empty on PostgreSQL.
+fn unfolded_buckets(column: &str) -> String {
+    let Some(recent) = recent_tier() else {
+        return String::new();
+    };
+    let mut sql = String::new();
+    for (code, prefix, ms) in [(1, "m5", 300_000), (2, "h1", 3_600_000)] {
+        sql.push_str(&format!(
+            " + (SELECT COUNT(*) FROM (SELECT DISTINCT host_id, plugin_pk, \
+               ts - ((ts % {ms}) + {ms}) % {ms} AS b FROM {recent} WHERE {column} = $1) x \
+             WHERE NOT EXISTS (SELECT 1 FROM rollups r WHERE r.host_id = x.host_id \
+               AND r.plugin_pk = x.plugin_pk AND r.resolution = {code} AND r.bucket = x.b) \
+             AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.host_id = x.host_id \
+               AND l.plugin_pk = x.plugin_pk AND l.{prefix}_bucket = x.b))"
+        ));
+    }
+    sql
+}
+
+/// `SELECT COUNT(*)` of the series (latest results) whose `column` is `$1`: the latest
+/// rows, and on SQLite also series that so far only have results in the recent tier.
+fn count_series(column: &str) -> String {
+    match recent_tier() {
+        Some(recent) => format!(
+            "SELECT COUNT(*) FROM (SELECT host_id, plugin_pk FROM latest WHERE {column} = $1 \
+             UNION SELECT host_id, plugin_pk FROM {recent} WHERE {column} = $1)"
+        ),
+        None => format!("SELECT COUNT(*) FROM latest WHERE {column} = $1"),
+    }
 }
 
 /// `SELECT COUNT(*)` of the result rows matching `filter` (which uses `$1`) in every
@@ -462,15 +495,18 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
         // Open buckets live in the latest rows (migration 0005); counted as before.
         count(
             c,
-            "SELECT (SELECT COUNT(*) FROM rollups WHERE host_id = $1) \
-             + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE host_id = $1)",
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM rollups WHERE host_id = $1) \
+                 + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE host_id = $1){}",
+                unfolded_buckets("host_id")
+            ),
             id,
         )
         .await?,
     );
     m.insert(
         "latest_results",
-        count(c, "SELECT COUNT(*) FROM latest WHERE host_id = $1", id).await?,
+        count(c, &count_series("host_id"), id).await?,
     );
     m.insert(
         "host_group_memberships",
@@ -909,15 +945,18 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
         // Open buckets live in the latest rows (migration 0005); counted as before.
         count(
             c,
-            "SELECT (SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1) \
-             + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE plugin_pk = $1)",
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1) \
+                 + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE plugin_pk = $1){}",
+                unfolded_buckets("plugin_pk")
+            ),
             pk,
         )
         .await?,
     );
     m.insert(
         "latest_results",
-        count(c, "SELECT COUNT(*) FROM latest WHERE plugin_pk = $1", pk).await?,
+        count(c, &count_series("plugin_pk"), pk).await?,
     );
     m.insert(
         "check_assignments",
@@ -2272,14 +2311,7 @@ pub(crate) async fn insert_results(pool: &Pool, results: &[CheckResult]) -> Resu
         return Err(StoreError::missing("check_id", "check", missing));
     }
     let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let prepared = ingest::prepare(results, &pks);
-    // Read, merge in Rust, write: the caller (`Store::insert_results`) holds the store's
-    // ingest lock, and the backend's transaction keeps other processes out (see
-    // `lock_for_ingest`), so nothing changes the open buckets in between.
-    super::lock_for_ingest(&mut tx).await?;
-    let stored = super::read_open_buckets(&mut tx, &prepared).await?;
-    let merged = ingest::merge(&prepared, &stored);
-    super::write_batch(&mut tx, &prepared, &merged).await?;
+    super::store_batch(&mut tx, results, &pks).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -2300,6 +2332,9 @@ fn result_from(r: &DbRow, host: HostId, plugin: &str) -> Result<CheckResult> {
     })
 }
 
+/// PostgreSQL's; SQLite adds its unfolded recent tier in `sqlite::fast` (the store
+/// dispatches), so this copy is unused there.
+#[allow(dead_code)]
 pub(crate) async fn latest_result(
     pool: &Pool,
     host: HostId,
@@ -2317,6 +2352,9 @@ pub(crate) async fn latest_result(
         .transpose()
 }
 
+/// PostgreSQL's; SQLite adds its unfolded recent tier in `sqlite::fast` (the store
+/// dispatches), so this copy is unused there.
+#[allow(dead_code)]
 pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result<Vec<CheckResult>> {
     sqlx::query(
         "SELECT l.ts, l.check_id, l.value, l.message, l.result_type, l.classification, p.id \
@@ -2330,6 +2368,9 @@ pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result
     .collect()
 }
 
+/// PostgreSQL's; SQLite adds its unfolded recent tier in `sqlite::fast` (the store
+/// dispatches), so this copy is unused there.
+#[allow(dead_code)]
 pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClassification>> {
     sqlx::query(
         "SELECT l.host_id, p.id, l.ts, l.classification FROM latest l JOIN plugins p ON p.pk = l.plugin_pk \

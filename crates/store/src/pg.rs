@@ -39,6 +39,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_results_recent.sql"),
     ),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_deferred_folding.sql"),
+    ),
 ];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes
@@ -89,6 +93,23 @@ pub(crate) async fn lock_for_ingest(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// The open buckets of the batch's series, in one statement (the series as two arrays).
+/// Writes a checked batch inside the ingest transaction: results, and what they do to the
+/// latest rows and rollups.
+pub(crate) async fn store_batch(
+    tx: &mut PgConnection,
+    results: &[prophasis_model::CheckResult],
+    pks: &HashMap<&str, i32>,
+) -> Result<()> {
+    let prepared = crate::ingest::prepare(results, pks);
+    // Read, merge in Rust, write: the caller (`Store::insert_results`) holds the store's
+    // ingest lock, and the advisory lock keeps other processes out (see
+    // `lock_for_ingest`), so nothing changes the open buckets in between.
+    lock_for_ingest(tx).await?;
+    let stored = read_open_buckets(tx, &prepared).await?;
+    let merged = crate::ingest::merge(&prepared, &stored);
+    write_batch(tx, &prepared, &merged).await
+}
+
 pub(crate) async fn read_open_buckets(
     conn: &mut PgConnection,
     p: &Prepared<'_>,

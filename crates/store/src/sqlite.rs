@@ -26,7 +26,6 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 use crate::error::{Result, StoreError};
-use crate::ingest::{Merged, OpenBuckets, Prepared, Row};
 use crate::StorageStats;
 
 pub(crate) type DB = sqlx::Sqlite;
@@ -51,6 +50,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../migrations/sqlite/0006_results_recent.sql"),
+    ),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_deferred_folding.sql"),
     ),
 ];
 
@@ -169,49 +172,12 @@ pub(crate) async fn lock_for_migration(_conn: &mut SqliteConnection) -> Result<(
     Ok(())
 }
 
-/// `BEGIN IMMEDIATE` already makes an ingest transaction the only writer of the file, so
-/// the open buckets it read cannot change before it writes them.
-pub(crate) async fn lock_for_ingest(_conn: &mut SqliteConnection) -> Result<()> {
-    Ok(())
-}
-
-pub(crate) use fast::read_open_buckets;
-
 pub(crate) async fn list_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await?)
-}
-
-/// Rows per multi-row INSERT: large enough that the per-statement cost (a round trip to
-/// sqlx's worker thread) vanishes, small enough to stay far below SQLite's 32766 bound
-/// parameters.
-const ROWS_PER_STATEMENT: usize = 400;
-
-fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                sql.push(',');
-            }
-            // Anonymous `?`: with `$N`, binding looks every name up in a list that
-            // SQLite scans linearly, which is quadratic in the number of parameters.
-            sql.push('?');
-        }
-        sql.push(')');
-    }
-    sql.push(' ');
-    sql.push_str(tail);
-    sql
 }
 
 /// Milliseconds per bucket of `results_recent` (one minute).
@@ -224,195 +190,8 @@ fn bucket_of(ts: i64) -> i64 {
     ts.div_euclid(BUCKET_MS)
 }
 
-async fn watermark(conn: &mut SqliteConnection) -> Result<i64> {
-    let v: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT CAST(value AS INTEGER) FROM {} WHERE key = '{WATERMARK}'",
-        ops::META_TABLE
-    ))
-    .fetch_optional(&mut *conn)
-    .await?;
-    v.ok_or_else(|| StoreError::Corrupt(format!("{WATERMARK} is missing")))
-}
-
-/// When compaction runs and how much of the recent tier it leaves, in minutes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Compaction {
-    /// Compact once the newest minute is this far past the watermark.
-    pub span: i64,
-    /// Minutes (counting back from the newest) that stay in `results_recent`: results of
-    /// the last few minutes still arrive, and they would land below the watermark (in the
-    /// series-clustered tree, the slow path) if their minute had been compacted.
-    pub keep: i64,
-}
-
-impl Default for Compaction {
-    fn default() -> Self {
-        Compaction { span: 15, keep: 5 }
-    }
-}
-
-/// Moves every minute older than the newest `keep` from `results_recent` into `results`, in
-/// series order, when the newest minute is `span` past the watermark; one transaction, so
-/// each row is in exactly one tier before and after. Runs after a batch has committed, with
-/// the store's ingest lock held.
-pub(crate) async fn compact(pool: &SqlitePool, c: Compaction) -> Result<()> {
-    use crate::ingest::sql::UPSERT_RESULTS;
-    // Most batches find nothing to do: find out with one read, without taking the write
-    // lock; the decision is made again under it.
-    let due: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT (SELECT MAX(bucket) FROM results_recent) - CAST(value AS INTEGER) \
-         FROM {} WHERE key = '{WATERMARK}'",
-        ops::META_TABLE
-    ))
-    .fetch_optional(pool)
-    .await?
-    .flatten();
-    if due.is_none_or(|d| d < c.span) {
-        return Ok(());
-    }
-    let mut tx = begin(pool).await?;
-    let below = watermark(&mut tx).await?;
-    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(bucket) FROM results_recent")
-        .fetch_one(&mut *tx)
-        .await?;
-    let Some(newest) = newest else {
-        return Ok(());
-    };
-    if newest - below < c.span {
-        return Ok(());
-    }
-    let cut = newest - c.keep;
-    let started = std::time::Instant::now();
-    // The sort makes the inserts walk `results` once, series by series; the upsert only
-    // matters if a row was ever in both tiers, which the watermark rule prevents.
-    let moved = sqlx::query(&format!(
-        "INSERT INTO results (host_id, plugin_pk, ts, check_id, value, message, result_type, classification) \
-         SELECT host_id, plugin_pk, ts, check_id, value, message, result_type, classification \
-         FROM results_recent WHERE bucket < $1 ORDER BY host_id, plugin_pk, ts {UPSERT_RESULTS}"
-    ))
-    .bind(cut)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    // A prefix of the recent tree.
-    sqlx::query("DELETE FROM results_recent WHERE bucket < $1")
-        .bind(cut)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "UPDATE {} SET value = $1 WHERE key = '{WATERMARK}'",
-        ops::META_TABLE
-    ))
-    .bind(cut.to_string())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    tracing::debug!(
-        rows = moved,
-        watermark = cut,
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "compacted recent results"
-    );
-    Ok(())
-}
-
-const INSERT_RECENT: &str = "INSERT INTO results_recent (bucket, host_id, plugin_pk, ts, check_id, value, message, result_type, classification)";
-const UPSERT_RECENT: &str = "ON CONFLICT (bucket, host_id, plugin_pk, ts) DO UPDATE SET \
-    check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
-    result_type = excluded.result_type, classification = excluded.classification";
-
-pub(crate) async fn write_batch(
-    conn: &mut SqliteConnection,
-    p: &Prepared<'_>,
-    m: &Merged,
-) -> Result<()> {
-    use crate::ingest::sql::*;
-    let below = watermark(conn).await?;
-    let (late, mut recent): (Vec<&Row<'_>>, Vec<&Row<'_>>) =
-        p.rows.iter().partition(|r| bucket_of(r.ts) < below);
-    // In key order, so the batch appends to the recent tree instead of splitting pages.
-    recent.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
-    for chunk in recent.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(INSERT_RECENT, 9, chunk.len(), UPSERT_RECENT);
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(bucket_of(r.ts))
-                .bind(r.host_id)
-                .bind(r.plugin_pk)
-                .bind(r.ts)
-                .bind(r.check_id)
-                .bind(r.value)
-                .bind(r.message)
-                .bind(r.result_type)
-                .bind(r.classification);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    for chunk in late.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(INSERT_RESULTS, 8, chunk.len(), UPSERT_RESULTS);
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(r.host_id)
-                .bind(r.plugin_pk)
-                .bind(r.ts)
-                .bind(r.check_id)
-                .bind(r.value)
-                .bind(r.message)
-                .bind(r.result_type)
-                .bind(r.classification);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let latest: Vec<(usize, &OpenBuckets)> = p.latest.iter().copied().zip(&m.open).collect();
-    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(INSERT_LATEST, 22, chunk.len(), UPSERT_LATEST);
-        let mut q = sqlx::query(&sql);
-        for (i, open) in chunk {
-            let r = &p.rows[*i];
-            q = q
-                .bind(r.host_id)
-                .bind(r.plugin_pk)
-                .bind(r.ts)
-                .bind(r.check_id)
-                .bind(r.value)
-                .bind(r.message)
-                .bind(r.result_type)
-                .bind(r.classification);
-            for b in open.iter() {
-                q = q
-                    .bind(b.as_ref().map(|b| b.bucket))
-                    .bind(b.as_ref().and_then(|b| b.min))
-                    .bind(b.as_ref().and_then(|b| b.max))
-                    .bind(b.as_ref().map(|b| b.sum))
-                    .bind(b.as_ref().map(|b| b.n_value))
-                    .bind(b.as_ref().map(|b| b.n_all))
-                    .bind(b.as_ref().map(|b| b.worst));
-            }
-        }
-        q.execute(&mut *conn).await?;
-    }
-    for chunk in m.rollups.chunks(ROWS_PER_STATEMENT) {
-        let sql = values_sql(INSERT_ROLLUPS, 10, chunk.len(), UPSERT_ROLLUPS);
-        let mut q = sqlx::query(&sql);
-        for a in chunk {
-            q = q
-                .bind(a.host_id)
-                .bind(a.plugin_pk)
-                .bind(a.resolution)
-                .bind(a.bucket)
-                .bind(a.min)
-                .bind(a.max)
-                .bind(a.sum)
-                .bind(a.n_value)
-                .bind(a.n_all)
-                .bind(a.worst);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
+pub(crate) mod write;
+pub(crate) use write::{compact, store_batch};
 
 /// Flushes the WAL into the main file first, so the file size is what the data takes.
 pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
@@ -451,14 +230,14 @@ pub(crate) mod fast {
 
     use libsqlite3_sys as ffi;
     use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
-    use sqlx::sqlite::{SqliteConnection, SqlitePool};
+    use sqlx::sqlite::SqlitePool;
 
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
     use crate::ingest::{sql::open_prefix, sql::OPEN_COLUMNS, Agg, OpenBuckets, Prepared};
 
     /// A prepared statement finalized on every way out.
-    struct Stmt {
+    pub(super) struct Stmt {
         db: *mut ffi::sqlite3,
         raw: *mut ffi::sqlite3_stmt,
     }
@@ -478,7 +257,7 @@ pub(crate) mod fast {
         StoreError::Database(sqlx::Error::Protocol(format!("SQLite error {rc}: {msg}")))
     }
 
-    enum Arg<'a> {
+    pub(super) enum Arg<'a> {
         Int(i64),
         Text(&'a str),
     }
@@ -486,7 +265,11 @@ pub(crate) mod fast {
     impl Stmt {
         /// SAFETY: `db` must be a valid connection handle that no other thread uses while
         /// the statement lives (guaranteed by holding sqlx's handle lock).
-        unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str, args: &[Arg<'_>]) -> Result<Stmt> {
+        pub(super) unsafe fn prepare(
+            db: *mut ffi::sqlite3,
+            sql: &str,
+            args: &[Arg<'_>],
+        ) -> Result<Stmt> {
             let mut raw = ptr::null_mut();
             let rc = ffi::sqlite3_prepare_v2(
                 db,
@@ -519,7 +302,7 @@ pub(crate) mod fast {
         }
 
         /// Runs the statement again with a new first (integer) parameter.
-        fn rebind_first(&mut self, v: i64) -> Result<()> {
+        pub(super) fn rebind_first(&mut self, v: i64) -> Result<()> {
             // SAFETY: valid statement, see `prepare`.
             let rc = unsafe {
                 ffi::sqlite3_reset(self.raw);
@@ -532,7 +315,7 @@ pub(crate) mod fast {
         }
 
         /// `Ok(true)` while there is a row.
-        fn step(&mut self) -> Result<bool> {
+        pub(super) fn step(&mut self) -> Result<bool> {
             // SAFETY: valid statement, see `prepare`.
             match unsafe { ffi::sqlite3_step(self.raw) } {
                 ffi::SQLITE_ROW => Ok(true),
@@ -541,26 +324,26 @@ pub(crate) mod fast {
             }
         }
 
-        fn is_null(&self, col: c_int) -> bool {
+        pub(super) fn is_null(&self, col: c_int) -> bool {
             // SAFETY: valid statement positioned on a row.
             unsafe { ffi::sqlite3_column_type(self.raw, col) == ffi::SQLITE_NULL }
         }
 
-        fn i64(&self, col: c_int) -> i64 {
+        pub(super) fn i64(&self, col: c_int) -> i64 {
             // SAFETY: as above.
             unsafe { ffi::sqlite3_column_int64(self.raw, col) }
         }
 
-        fn opt_i64(&self, col: c_int) -> Option<i64> {
+        pub(super) fn opt_i64(&self, col: c_int) -> Option<i64> {
             (!self.is_null(col)).then(|| self.i64(col))
         }
 
-        fn opt_f64(&self, col: c_int) -> Option<f64> {
+        pub(super) fn opt_f64(&self, col: c_int) -> Option<f64> {
             // SAFETY: as above.
             (!self.is_null(col)).then(|| unsafe { ffi::sqlite3_column_double(self.raw, col) })
         }
 
-        fn text(&self, col: c_int) -> String {
+        pub(super) fn text(&self, col: c_int) -> String {
             // SAFETY: as above; the pointer is valid for `bytes` bytes until the next step.
             unsafe {
                 let p = ffi::sqlite3_column_text(self.raw, col);
@@ -572,13 +355,80 @@ pub(crate) mod fast {
             }
         }
 
-        fn i16(&self, col: c_int) -> Result<i16> {
+        pub(super) fn i16(&self, col: c_int) -> Result<i16> {
             let v = self.i64(col);
             i16::try_from(v).map_err(|_| StoreError::Corrupt(format!("code {v}")))
         }
     }
 
-    const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = ?2)";
+    /// Binding, for statements run once per row (the write path). Text is copied by
+    /// SQLite (`SQLITE_TRANSIENT`), so the caller's strings need not outlive the call.
+    impl Stmt {
+        fn check(&self, rc: c_int) -> Result<()> {
+            if rc == ffi::SQLITE_OK {
+                Ok(())
+            } else {
+                Err(error(self.db, rc))
+            }
+        }
+
+        pub(super) fn bind_i64(&mut self, idx: c_int, v: i64) -> Result<()> {
+            // SAFETY: valid statement, see `prepare`.
+            self.check(unsafe { ffi::sqlite3_bind_int64(self.raw, idx, v) })
+        }
+
+        pub(super) fn bind_opt_i64(&mut self, idx: c_int, v: Option<i64>) -> Result<()> {
+            match v {
+                Some(v) => self.bind_i64(idx, v),
+                // SAFETY: valid statement, see `prepare`.
+                None => self.check(unsafe { ffi::sqlite3_bind_null(self.raw, idx) }),
+            }
+        }
+
+        pub(super) fn bind_opt_f64(&mut self, idx: c_int, v: Option<f64>) -> Result<()> {
+            // SAFETY: valid statement, see `prepare`.
+            self.check(unsafe {
+                match v {
+                    Some(v) => ffi::sqlite3_bind_double(self.raw, idx, v),
+                    None => ffi::sqlite3_bind_null(self.raw, idx),
+                }
+            })
+        }
+
+        pub(super) fn bind_text(&mut self, idx: c_int, t: &str) -> Result<()> {
+            // SAFETY: valid statement; SQLITE_TRANSIENT makes SQLite copy the bytes.
+            self.check(unsafe {
+                ffi::sqlite3_bind_text(
+                    self.raw,
+                    idx,
+                    t.as_ptr().cast(),
+                    t.len() as c_int,
+                    ffi::SQLITE_TRANSIENT(),
+                )
+            })
+        }
+
+        /// Runs a statement that returns no rows and makes it ready to run again.
+        pub(super) fn run(&mut self) -> Result<()> {
+            let stepped = self.step();
+            // SAFETY: valid statement, see `prepare`.
+            unsafe { ffi::sqlite3_reset(self.raw) };
+            stepped.map(|_| ())
+        }
+
+        /// The text of a column without copying it: valid until the next step or reset.
+        pub(super) fn text_bytes(&self, col: c_int) -> &[u8] {
+            // SAFETY: as for `text`.
+            unsafe {
+                let p = ffi::sqlite3_column_text(self.raw, col);
+                if p.is_null() {
+                    return &[];
+                }
+                let n = ffi::sqlite3_column_bytes(self.raw, col) as usize;
+                std::slice::from_raw_parts(p, n)
+            }
+        }
+    }
 
     impl Stmt {
         /// The open bucket whose seven columns start at `col` (NULL bucket: none).
@@ -607,11 +457,12 @@ pub(crate) mod fast {
         }
     }
 
-    /// The open buckets of every series of the batch's hosts, read in the ingest
-    /// transaction: one indexed lookup per host (its plugins are adjacent in `latest`), and
-    /// through the C API because sqlx would hand each of 10,000 rows across a channel.
-    pub(crate) async fn read_open_buckets(
-        conn: &mut SqliteConnection,
+    /// The open buckets of every series of `p`'s hosts, read in the ingest transaction:
+    /// one indexed lookup per host (its plugins are adjacent in `latest`).
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    pub(super) unsafe fn read_open_buckets(
+        db: *mut ffi::sqlite3,
         p: &Prepared<'_>,
     ) -> Result<HashMap<(i64, i32), OpenBuckets>> {
         let mut hosts: Vec<i64> = p.latest.iter().map(|&i| p.rows[i].host_id).collect();
@@ -620,13 +471,9 @@ pub(crate) mod fast {
         let Some(&first) = hosts.first() else {
             return Ok(out);
         };
-        let mut handle = conn.lock_handle().await?;
-        let db = handle.as_raw_handle().as_ptr();
         let sql =
             format!("SELECT host_id, plugin_pk, {OPEN_COLUMNS} FROM latest WHERE host_id = ?1");
-        // SAFETY: `db` is the transaction's connection, locked by `handle` until the
-        // statement is finalized at the end of this function.
-        let mut stmt = unsafe { Stmt::prepare(db, &sql, &[Arg::Int(first)])? };
+        let mut stmt = Stmt::prepare(db, &sql, &[Arg::Int(first)])?;
         for (n, host) in hosts.iter().enumerate() {
             if n > 0 {
                 stmt.rebind_first(*host)?;
@@ -640,7 +487,6 @@ pub(crate) mod fast {
                 out.insert((*host, pk), open);
             }
         }
-        drop(stmt);
         Ok(out)
     }
 
@@ -873,6 +719,220 @@ pub(crate) mod fast {
         Ok(out)
     }
 
+    /// Walks the recent tier's minutes from `from_minute` down, newest first, giving each
+    /// row of the series to `f` (newest first within a minute) until `f` says stop.
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    unsafe fn recent_newest_first(
+        db: *mut ffi::sqlite3,
+        host: HostId,
+        pk: i64,
+        mut f: impl FnMut(&Stmt) -> Result<bool>,
+    ) -> Result<()> {
+        let mut prev = Stmt::prepare(
+            db,
+            "SELECT bucket FROM results_recent WHERE bucket <= ?1 ORDER BY bucket DESC LIMIT 1",
+            &[Arg::Int(i64::MAX)],
+        )?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
+             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
+        );
+        let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
+        let mut at = i64::MAX;
+        loop {
+            prev.rebind_first(at)?;
+            if !prev.step()? {
+                return Ok(());
+            }
+            let bucket = prev.i64(0);
+            rows.rebind_first(bucket)?;
+            while rows.step()? {
+                if !f(&rows)? {
+                    return Ok(());
+                }
+            }
+            if bucket == i64::MIN {
+                return Ok(());
+            }
+            at = bucket - 1;
+        }
+    }
+
+    /// The newest result of a series: its newest row in the recent tier if it has one
+    /// (those are not folded into `latest` yet), else its latest row.
+    pub(crate) async fn latest_result(
+        pool: &SqlitePool,
+        host: HostId,
+        plugin: &str,
+    ) -> Result<Option<CheckResult>> {
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        let mut out = Vec::new();
+        // SAFETY: as in `results_range`.
+        unsafe {
+            in_snapshot(db, || {
+                let Some((pk, _)) = series_and_watermark(db, plugin)? else {
+                    return Ok(());
+                };
+                recent_newest_first(db, host, pk, |row| {
+                    push_result(&mut out, row, host, plugin)?;
+                    Ok(false)
+                })?;
+                if out.is_empty() {
+                    let sql = format!(
+                        "SELECT {RESULT_COLUMNS} FROM latest WHERE host_id = ?1 AND plugin_pk = ?2"
+                    );
+                    let mut stmt = Stmt::prepare(db, &sql, &[Arg::Int(host), Arg::Int(pk)])?;
+                    if stmt.step()? {
+                        push_result(&mut out, &stmt, host, plugin)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        drop(handle);
+        Ok(out.pop())
+    }
+
+    /// The plugin ids by surrogate key.
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    unsafe fn plugin_ids(db: *mut ffi::sqlite3) -> Result<HashMap<i64, String>> {
+        let mut stmt = Stmt::prepare(db, "SELECT pk, id FROM plugins", &[])?;
+        let mut out = HashMap::new();
+        while stmt.step()? {
+            out.insert(stmt.i64(0), stmt.text(1));
+        }
+        Ok(out)
+    }
+
+    /// The newest result of every plugin that has reported on `host`, by plugin id: the
+    /// recent tier minute by minute (a seek per minute), then `latest` for the rest.
+    pub(crate) async fn latest_results_for_host(
+        pool: &SqlitePool,
+        host: HostId,
+    ) -> Result<Vec<CheckResult>> {
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        // SAFETY: as in `results_range`.
+        let out = unsafe {
+            in_snapshot(db, || {
+                let ids = plugin_ids(db)?;
+                let id_of = |pk: i64| {
+                    ids.get(&pk)
+                        .cloned()
+                        .ok_or_else(|| StoreError::Corrupt(format!("no plugin with key {pk}")))
+                };
+                let mut newest: HashMap<i64, CheckResult> = HashMap::new();
+                let mut minutes = Stmt::prepare(
+                    db,
+                    "SELECT DISTINCT bucket FROM results_recent ORDER BY bucket DESC",
+                    &[],
+                )?;
+                let mut buckets = Vec::new();
+                while minutes.step()? {
+                    buckets.push(minutes.i64(0));
+                }
+                drop(minutes);
+                let sql = format!(
+                    "SELECT {RESULT_COLUMNS}, plugin_pk FROM results_recent \
+                     WHERE bucket = ?1 AND host_id = ?2"
+                );
+                let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host)])?;
+                for bucket in buckets {
+                    rows.rebind_first(bucket)?;
+                    while rows.step()? {
+                        let pk = rows.i64(6);
+                        let ts = rows.i64(0);
+                        if newest.get(&pk).is_none_or(|r| r.timestamp < ts) {
+                            let mut one = Vec::with_capacity(1);
+                            push_result(&mut one, &rows, host, &id_of(pk)?)?;
+                            newest.insert(pk, one.pop().expect("pushed"));
+                        }
+                    }
+                }
+                drop(rows);
+                let sql =
+                    format!("SELECT {RESULT_COLUMNS}, plugin_pk FROM latest WHERE host_id = ?1");
+                let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(host)])?;
+                while rows.step()? {
+                    let pk = rows.i64(6);
+                    if let std::collections::hash_map::Entry::Vacant(e) = newest.entry(pk) {
+                        let mut one = Vec::with_capacity(1);
+                        push_result(&mut one, &rows, host, &id_of(pk)?)?;
+                        e.insert(one.pop().expect("pushed"));
+                    }
+                }
+                Ok(newest.into_values().collect::<Vec<_>>())
+            })?
+        };
+        drop(handle);
+        let mut out = out;
+        out.sort_by(|a, b| a.plugin_id.cmp(&b.plugin_id));
+        Ok(out)
+    }
+
+    /// The newest classification of every series: the recent tier's newest row per series
+    /// (one pass over the recent tier, which holds about an hour), else the latest row.
+    pub(crate) async fn latest_classifications(
+        pool: &SqlitePool,
+    ) -> Result<Vec<crate::LatestClassification>> {
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        // SAFETY: as in `results_range`.
+        let mut out = unsafe {
+            in_snapshot(db, || {
+                let ids = plugin_ids(db)?;
+                let mut newest: HashMap<(i64, i64), (i64, i16)> = HashMap::new();
+                // SQLite takes the bare `classification` from the row holding MAX(ts).
+                let mut stmt = Stmt::prepare(
+                    db,
+                    "SELECT host_id, plugin_pk, MAX(ts), classification FROM results_recent \
+                     GROUP BY host_id, plugin_pk",
+                    &[],
+                )?;
+                while stmt.step()? {
+                    newest.insert((stmt.i64(0), stmt.i64(1)), (stmt.i64(2), stmt.i16(3)?));
+                }
+                drop(stmt);
+                let mut stmt = Stmt::prepare(
+                    db,
+                    "SELECT host_id, plugin_pk, ts, classification FROM latest",
+                    &[],
+                )?;
+                while stmt.step()? {
+                    newest
+                        .entry((stmt.i64(0), stmt.i64(1)))
+                        .or_insert((stmt.i64(2), stmt.i16(3)?));
+                }
+                drop(stmt);
+                newest
+                    .into_iter()
+                    .map(|((host, pk), (ts, c))| {
+                        Ok(crate::LatestClassification {
+                            host_id: host,
+                            plugin_id: ids.get(&pk).cloned().ok_or_else(|| {
+                                StoreError::Corrupt(format!("no plugin with key {pk}"))
+                            })?,
+                            timestamp: ts,
+                            classification: classification_from(c)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
+        };
+        drop(handle);
+        out.sort_by(|a, b| (a.host_id, &a.plugin_id).cmp(&(b.host_id, &b.plugin_id)));
+        Ok(out)
+    }
+
+    /// Rollups of a series overlapping `[from, to)`: `rollups`, the open bucket kept in
+    /// `latest`, and the buckets of the results still in the recent tier (not folded yet),
+    /// merged bucket by bucket, all read in one snapshot.
     pub(crate) async fn rollups_range(
         pool: &SqlitePool,
         host: HostId,
@@ -884,45 +944,104 @@ pub(crate) mod fast {
         let mut conn = pool.acquire().await?;
         let mut handle = conn.lock_handle().await?;
         let db = handle.as_raw_handle().as_ptr();
-        // The open bucket, newer than every rollups row of the series, is in `latest`; one
-        // statement reads both, so a batch closing it in between cannot hide it.
-        let c = open_prefix(resolution_code(resolution));
-        let sql = format!(
-            "SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
-             WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND resolution = ?3 \
-             AND bucket >= ?4 AND bucket < ?5 \
-             UNION ALL \
-             SELECT {c}_bucket, {c}_min, {c}_max, {c}_sum, {c}_n_value, {c}_n_all, {c}_worst FROM latest \
-             WHERE host_id = ?1 AND plugin_pk = {PLUGIN_PK_OF} AND {c}_bucket >= ?4 AND {c}_bucket < ?5 \
-             ORDER BY 1"
-        );
-        let args = [
-            Arg::Int(host),
-            Arg::Text(plugin),
-            Arg::Int(resolution_code(resolution) as i64),
-            Arg::Int(resolution.bucket_start(from)),
-            Arg::Int(to),
-        ];
+        let code = resolution_code(resolution);
+        let first = resolution.bucket_start(from);
+        let mut aggs: Vec<Agg> = Vec::new();
         // SAFETY: as in `results_range`.
-        let mut stmt = unsafe { Stmt::prepare(db, &sql, &args)? };
-        let mut out = Vec::new();
-        while stmt.step()? {
-            let n_value = stmt.i64(4);
-            let sum = stmt.opt_f64(3).unwrap_or(0.0);
-            out.push(Rollup {
-                host_id: host,
-                plugin_id: plugin.to_string(),
-                resolution,
-                bucket_start: stmt.i64(0),
-                min: stmt.opt_f64(1),
-                max: stmt.opt_f64(2),
-                avg: (n_value > 0).then(|| sum / n_value as f64),
-                count: stmt.i64(5),
-                worst: classification_from(stmt.i16(6)?)?,
-            });
+        unsafe {
+            in_snapshot(db, || {
+                let Some((pk, watermark)) = series_and_watermark(db, plugin)? else {
+                    return Ok(());
+                };
+                let c = open_prefix(code);
+                let sql = format!(
+                    "SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
+                     WHERE host_id = ?1 AND plugin_pk = ?2 AND resolution = ?3 \
+                     AND bucket >= ?4 AND bucket < ?5 \
+                     UNION ALL \
+                     SELECT {c}_bucket, {c}_min, {c}_max, {c}_sum, {c}_n_value, {c}_n_all, {c}_worst FROM latest \
+                     WHERE host_id = ?1 AND plugin_pk = ?2 AND {c}_bucket >= ?4 AND {c}_bucket < ?5 \
+                     ORDER BY 1"
+                );
+                let args = [
+                    Arg::Int(host),
+                    Arg::Int(pk),
+                    Arg::Int(code.into()),
+                    Arg::Int(first),
+                    Arg::Int(to),
+                ];
+                let mut stmt = Stmt::prepare(db, &sql, &args)?;
+                while stmt.step()? {
+                    aggs.push(Agg {
+                        host_id: host,
+                        plugin_pk: pk as i32,
+                        resolution: code,
+                        bucket: stmt.i64(0),
+                        min: stmt.opt_f64(1),
+                        max: stmt.opt_f64(2),
+                        sum: stmt.opt_f64(3).unwrap_or(0.0),
+                        n_value: stmt.i64(4),
+                        n_all: stmt.i64(5),
+                        worst: stmt.i16(6)?,
+                    });
+                }
+                drop(stmt);
+                // The recent tier's rows of buckets in range: every recent row is newer
+                // than the watermark, so only its minutes from there on are read.
+                if to <= first {
+                    return Ok(());
+                }
+                let end = resolution
+                    .bucket_start(to - 1)
+                    .saturating_add(resolution.millis());
+                let mut recent = Vec::new();
+                let lo = super::bucket_of(first).max(watermark);
+                recent_newest_first(db, host, pk, |row| {
+                    let ts = row.i64(0);
+                    if super::bucket_of(ts) < lo {
+                        return Ok(false);
+                    }
+                    if ts >= first && ts < end {
+                        recent.push(crate::ingest::Row {
+                            host_id: host,
+                            plugin_pk: pk as i32,
+                            ts,
+                            check_id: None,
+                            value: row.opt_f64(2),
+                            message: "",
+                            result_type: 0,
+                            classification: row.i16(5)?,
+                        });
+                    }
+                    Ok(true)
+                })?;
+                let p = crate::ingest::prepare_rows(recent);
+                for a in p.rollups.iter().filter(|a| a.resolution == code) {
+                    match aggs.iter_mut().find(|b| b.bucket == a.bucket) {
+                        Some(b) => b.absorb(a),
+                        None => aggs.push(a.clone()),
+                    }
+                }
+                aggs.sort_by_key(|a| a.bucket);
+                Ok(())
+            })?;
         }
-        drop(stmt);
-        Ok(out)
+        drop(handle);
+        aggs.into_iter()
+            .map(|a| {
+                Ok(Rollup {
+                    host_id: host,
+                    plugin_id: plugin.to_string(),
+                    resolution,
+                    bucket_start: a.bucket,
+                    min: a.min,
+                    max: a.max,
+                    avg: (a.n_value > 0).then(|| a.sum / a.n_value as f64),
+                    count: a.n_all,
+                    worst: classification_from(a.worst)?,
+                })
+            })
+            .collect()
     }
 }
 

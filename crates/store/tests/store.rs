@@ -1666,12 +1666,18 @@ async fn a_result_stored_again_replaces_the_stored_one(s: &Store) {
         s.latest_result(h, "a.cpu").await.unwrap(),
         Some(again[1].clone())
     );
-    // The rollups count the replaced result twice, as documented.
+    // On PostgreSQL the rollups count the replaced result twice, as documented; SQLite
+    // folds results into rollups when they leave its recent tier, so a result replaced
+    // before then is counted once.
     let five = s
         .rollups_range(h, "a.cpu", Resolution::FiveMinutes, 0, 10_000)
         .await
         .unwrap();
-    assert_eq!((five.len(), five[0].count, five[0].worst), (1, 3, Major));
+    let counted = if s.backend_name() == "sqlite" { 2 } else { 3 };
+    assert_eq!(
+        (five.len(), five[0].count, five[0].worst),
+        (1, counted, Major)
+    );
 }
 
 /// Results stored out of time order (late batches, replaced results) still read back in

@@ -67,6 +67,77 @@ async fn assert_reads(s: &Store, model: &Model, series: &[(HostId, &str)], rng: 
             );
         }
     }
+    // The newest result of each series, per host and for all hosts (health at startup).
+    let mut hosts: Vec<HostId> = series.iter().map(|(h, _)| *h).collect();
+    hosts.dedup();
+    let mut classifications = Vec::new();
+    for h in hosts {
+        let mut want: Vec<CheckResult> = Vec::new();
+        for &(_, p) in series.iter().filter(|(sh, _)| *sh == h) {
+            if let Some(r) = raw_of(model, h, p).pop() {
+                classifications.push((h, p.to_string(), r.timestamp, r.classification));
+                want.push(r);
+            }
+        }
+        want.sort_by(|a, b| a.plugin_id.cmp(&b.plugin_id));
+        assert_eq!(
+            s.latest_results_for_host(h).await.unwrap(),
+            want,
+            "latest of host {h}"
+        );
+    }
+    classifications.sort();
+    let got: Vec<_> = s
+        .latest_classifications()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.host_id, l.plugin_id, l.timestamp, l.classification))
+        .collect();
+    assert_eq!(got, classifications, "latest classifications");
+}
+
+/// Rollups over windows that start and end inside buckets (whole buckets come back),
+/// against a recomputation from the stored results: the buckets being folded at the
+/// moment, in the recent tier, or long folded all count alike.
+async fn assert_rollup_windows(
+    s: &Store,
+    stored: &[CheckResult],
+    series: &[(HostId, &str)],
+    rng: &mut Rng,
+) {
+    for &(h, p) in series {
+        let mine: Vec<&CheckResult> = stored
+            .iter()
+            .filter(|r| r.host_id == h && r.plugin_id == p)
+            .collect();
+        let (Some(first), Some(last)) = (
+            mine.iter().map(|r| r.timestamp).min(),
+            mine.iter().map(|r| r.timestamp).max(),
+        ) else {
+            continue;
+        };
+        for resolution in Resolution::ALL {
+            for _ in 0..3 {
+                let span = (last - first + 1) as u64;
+                let from = first + rng.below(span) as i64;
+                let to = from + 1 + rng.below(span) as i64;
+                let in_window: Vec<CheckResult> = mine
+                    .iter()
+                    .filter(|r| {
+                        let b = resolution.bucket_start(r.timestamp);
+                        b >= resolution.bucket_start(from) && b < to
+                    })
+                    .map(|r| (*r).clone())
+                    .collect();
+                assert_eq!(
+                    s.rollups_range(h, p, resolution, from, to).await.unwrap(),
+                    rollups_from_raw(&in_window, h, p, resolution),
+                    "{resolution:?} rollups of host {h} plugin {p} [{from}, {to})"
+                );
+            }
+        }
+    }
 }
 
 /// Rows in each SQLite tier and the watermark, read beside the store.
@@ -193,10 +264,12 @@ async fn every_result_once_across_tiers(s: &Store, sqlite: Option<&str>) {
         if minute % 10 == 9 {
             assert_reads(s, &model, &series, &mut rng).await;
             assert_matches_raw(s, &stored, &series).await;
+            assert_rollup_windows(s, &stored, &series, &mut rng).await;
         }
     }
     assert_reads(s, &model, &series, &mut rng).await;
     assert_matches_raw(s, &stored, &series).await;
+    assert_rollup_windows(s, &stored, &series, &mut rng).await;
     if let Some(url) = sqlite {
         // Started at 0, then one compaction every two minutes of data.
         assert!(watermarks.len() > 20, "compactions: {watermarks:?}");

@@ -1,0 +1,296 @@
+//! SQLite's write path. A batch appends its results to the recent tier and writes nothing
+//! else: the `latest` rows (with their open buckets) and `rollups` describe exactly the
+//! results below the tier watermark, and [`compact`] folds the recent results into them
+//! when it moves them to `results`, once per series per compaction instead of once per
+//! result. Readers add what is still in the recent tier (see `fast` in `sqlite.rs`).
+//!
+//! Why: with every result a different series, each `latest` update and each write into
+//! the series-clustered `results` lands on a different page; appending to a tree
+//! clustered by minute touches a handful. Per result the batch is then one B-tree append
+//! through a prepared statement (sqlx's multi-row statements cost more in argument
+//! binding and statement journaling than the insert itself), and compaction moves whole
+//! hours, so a series' tail page in `results` is written once per hour, not every minute.
+//!
+//! Results older than the watermark ("late") cannot wait for a compaction that will never
+//! reach them: they go straight into `results` and are folded into `latest` and `rollups`
+//! in the same transaction, which is consistent because every recent result is newer.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use libsqlite3_sys as ffi;
+use prophasis_model::CheckResult;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+
+use super::fast::{read_open_buckets, Arg, Stmt};
+use super::{bucket_of, ops::META_TABLE, WATERMARK};
+use crate::error::{Result, StoreError};
+use crate::ingest::{self, sql::*, Merged, Prepared, Row};
+use crate::Compaction;
+
+const INSERT_RECENT: &str = "INSERT INTO results_recent (bucket, host_id, plugin_pk, ts, check_id, value, message, result_type, classification) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+    ON CONFLICT (bucket, host_id, plugin_pk, ts) DO UPDATE SET \
+    check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
+    result_type = excluded.result_type, classification = excluded.classification";
+
+/// The tier watermark, a minute number: rows below it are in `results` and folded.
+///
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn watermark(db: *mut ffi::sqlite3) -> Result<i64> {
+    let mut s = Stmt::prepare(
+        db,
+        &format!("SELECT CAST(value AS INTEGER) FROM {META_TABLE} WHERE key = '{WATERMARK}'"),
+        &[],
+    )?;
+    match s.step()? {
+        true => s.opt_i64(0),
+        false => None,
+    }
+    .ok_or_else(|| StoreError::Corrupt(format!("{WATERMARK} is missing")))
+}
+
+/// Writes a checked batch inside the ingest transaction (`BEGIN IMMEDIATE`, so the open
+/// buckets read by the late path cannot change before they are written back).
+pub(crate) async fn store_batch(
+    tx: &mut SqliteConnection,
+    results: &[CheckResult],
+    pks: &HashMap<&str, i32>,
+) -> Result<()> {
+    let rows = ingest::rows(results, pks);
+    let mut handle = tx.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is the transaction's connection, locked by `handle` until every
+    // statement below has been finalized (each is dropped inside the block).
+    unsafe {
+        let below = watermark(db)?;
+        let (late, mut recent): (Vec<Row<'_>>, Vec<Row<'_>>) =
+            rows.into_iter().partition(|r| bucket_of(r.ts) < below);
+        // Key order appends to the recent tree; the sort is stable, so of two results for
+        // the same key the one given last is written last and wins.
+        recent.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
+        insert_recent(db, &recent)?;
+        if !late.is_empty() {
+            let p = ingest::prepare_rows(late);
+            let stored = read_open_buckets(db, &p)?;
+            let m = ingest::merge(&p, &stored);
+            upsert_results(db, &p.rows)?;
+            write_folded(db, &p, &m)?;
+        }
+    }
+    drop(handle);
+    Ok(())
+}
+
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn insert_recent(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut s = Stmt::prepare(db, INSERT_RECENT, &[])?;
+    for r in rows {
+        s.bind_i64(1, bucket_of(r.ts))?;
+        bind_result(&mut s, 2, r)?;
+        s.run()?;
+    }
+    Ok(())
+}
+
+/// Binds host, plugin, ts, check, value, message, result type and classification from
+/// parameter `first` on.
+fn bind_result(s: &mut Stmt, first: i32, r: &Row<'_>) -> Result<()> {
+    s.bind_i64(first, r.host_id)?;
+    s.bind_i64(first + 1, r.plugin_pk.into())?;
+    s.bind_i64(first + 2, r.ts)?;
+    s.bind_opt_i64(first + 3, r.check_id)?;
+    s.bind_opt_f64(first + 4, r.value)?;
+    s.bind_text(first + 5, r.message)?;
+    s.bind_i64(first + 6, r.result_type.into())?;
+    s.bind_i64(first + 7, r.classification.into())
+}
+
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn upsert_results(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("{INSERT_RESULTS} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) {UPSERT_RESULTS}");
+    let mut s = Stmt::prepare(db, &sql, &[])?;
+    for r in rows {
+        bind_result(&mut s, 1, r)?;
+        s.run()?;
+    }
+    Ok(())
+}
+
+/// Writes what folding `p` into the stored open buckets decided: each series' latest row
+/// and the rollup buckets that closed or received late data.
+///
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn write_folded(db: *mut ffi::sqlite3, p: &Prepared<'_>, m: &Merged) -> Result<()> {
+    let params: Vec<String> = (1..=22).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "{INSERT_LATEST} VALUES ({}) {UPSERT_LATEST}",
+        params.join(", ")
+    );
+    let mut s = Stmt::prepare(db, &sql, &[])?;
+    for (&i, open) in p.latest.iter().zip(&m.open) {
+        bind_result(&mut s, 1, &p.rows[i])?;
+        for (slot, b) in open.iter().enumerate() {
+            let at = 9 + 7 * slot as i32;
+            s.bind_opt_i64(at, b.as_ref().map(|b| b.bucket))?;
+            s.bind_opt_f64(at + 1, b.as_ref().and_then(|b| b.min))?;
+            s.bind_opt_f64(at + 2, b.as_ref().and_then(|b| b.max))?;
+            s.bind_opt_f64(at + 3, b.as_ref().map(|b| b.sum))?;
+            s.bind_opt_i64(at + 4, b.as_ref().map(|b| b.n_value))?;
+            s.bind_opt_i64(at + 5, b.as_ref().map(|b| b.n_all))?;
+            s.bind_opt_i64(at + 6, b.as_ref().map(|b| b.worst.into()))?;
+        }
+        s.run()?;
+    }
+    drop(s);
+    if m.rollups.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "{INSERT_ROLLUPS} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) {UPSERT_ROLLUPS}"
+    );
+    let mut s = Stmt::prepare(db, &sql, &[])?;
+    for a in &m.rollups {
+        s.bind_i64(1, a.host_id)?;
+        s.bind_i64(2, a.plugin_pk.into())?;
+        s.bind_i64(3, a.resolution.into())?;
+        s.bind_i64(4, a.bucket)?;
+        s.bind_opt_f64(5, a.min)?;
+        s.bind_opt_f64(6, a.max)?;
+        s.bind_opt_f64(7, Some(a.sum))?;
+        s.bind_i64(8, a.n_value)?;
+        s.bind_i64(9, a.n_all)?;
+        s.bind_i64(10, a.worst.into())?;
+        s.run()?;
+    }
+    Ok(())
+}
+
+/// When the newest recent minute is `span` past the watermark, moves every minute below
+/// (newest − `keep`, rounded down to a multiple of `align`) into `results` and folds those
+/// results into `latest` and `rollups`; one transaction, so each result is in exactly one
+/// tier, folded exactly when it is below the watermark. Runs after a batch has committed,
+/// with the store's ingest lock held.
+pub(crate) async fn compact(pool: &SqlitePool, c: Compaction) -> Result<()> {
+    // Most batches find nothing to do: find out with one read, without taking the write
+    // lock; the decision is made again under it.
+    let due: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT (SELECT MAX(bucket) FROM results_recent) - CAST(value AS INTEGER) \
+         FROM {META_TABLE} WHERE key = '{WATERMARK}'"
+    ))
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    if due.is_none_or(|d| d < c.span) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut tx = super::begin(pool).await?;
+    let moved = {
+        let mut handle = tx.lock_handle().await?;
+        let db = handle.as_raw_handle().as_ptr();
+        // SAFETY: as in `store_batch`.
+        unsafe { compact_locked(db, c)? }
+    };
+    tx.commit().await?;
+    if let Some((rows, cut)) = moved {
+        tracing::debug!(
+            rows,
+            watermark = cut,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "compacted recent results"
+        );
+    }
+    Ok(())
+}
+
+/// One recent row as read back for compaction, its message in a shared buffer.
+struct Stored {
+    host_id: i64,
+    plugin_pk: i32,
+    ts: i64,
+    check_id: Option<i64>,
+    value: Option<f64>,
+    message: (usize, usize),
+    result_type: i16,
+    classification: i16,
+}
+
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn compact_locked(db: *mut ffi::sqlite3, c: Compaction) -> Result<Option<(usize, i64)>> {
+    let below = watermark(db)?;
+    let mut s = Stmt::prepare(db, "SELECT MAX(bucket) FROM results_recent", &[])?;
+    let newest = if s.step()? { s.opt_i64(0) } else { None };
+    drop(s);
+    let Some(newest) = newest else {
+        return Ok(None);
+    };
+    let cut = (newest - c.keep).div_euclid(c.align) * c.align;
+    if newest - below < c.span || cut <= below {
+        return Ok(None);
+    }
+
+    let mut text = String::new();
+    let mut stored = Vec::new();
+    let mut s = Stmt::prepare(
+        db,
+        "SELECT host_id, plugin_pk, ts, check_id, value, message, result_type, classification \
+         FROM results_recent WHERE bucket < ?1",
+        &[Arg::Int(cut)],
+    )?;
+    while s.step()? {
+        let start = text.len();
+        text.push_str(&String::from_utf8_lossy(s.text_bytes(5)));
+        stored.push(Stored {
+            host_id: s.i64(0),
+            plugin_pk: s.i64(1) as i32,
+            ts: s.i64(2),
+            check_id: s.opt_i64(3),
+            value: s.opt_f64(4),
+            message: (start, text.len()),
+            result_type: s.i16(6)?,
+            classification: s.i16(7)?,
+        });
+    }
+    drop(s);
+    let rows: Vec<Row<'_>> = stored
+        .iter()
+        .map(|r| Row {
+            host_id: r.host_id,
+            plugin_pk: r.plugin_pk,
+            ts: r.ts,
+            check_id: r.check_id,
+            value: r.value,
+            message: &text[r.message.0..r.message.1],
+            result_type: r.result_type,
+            classification: r.classification,
+        })
+        .collect();
+    // In series order: the folding needs it, and the inserts then walk `results` once.
+    let p = ingest::prepare_rows(rows);
+    let open = read_open_buckets(db, &p)?;
+    let m = ingest::merge(&p, &open);
+    write_folded(db, &p, &m)?;
+    upsert_results(db, &p.rows)?;
+    // A prefix of the recent tree.
+    Stmt::prepare(
+        db,
+        "DELETE FROM results_recent WHERE bucket < ?1",
+        &[Arg::Int(cut)],
+    )?
+    .run()?;
+    let cut_text = cut.to_string();
+    Stmt::prepare(
+        db,
+        &format!("UPDATE {META_TABLE} SET value = ?1 WHERE key = '{WATERMARK}'"),
+        &[Arg::Text(&cut_text)],
+    )?
+    .run()?;
+    Ok(Some((p.rows.len(), cut)))
+}
