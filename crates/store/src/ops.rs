@@ -75,12 +75,27 @@ fn count_series(column: &str) -> String {
     }
 }
 
-/// `SELECT COUNT(*)` of the result rows matching `filter` (which uses `$1`) in every
-/// result table.
-fn count_results(filter: &str) -> String {
+/// The condition selecting the rows of `table` whose `column` is `$1`. SQLite's `results`
+/// is keyed by hour first (migration 0007): a host's rows are found with one seek per hour
+/// that holds results (the hours are listed by hopping from one to the next) instead of a
+/// scan of every row.
+fn rows_where(table: &str, column: &str) -> String {
+    if recent_tier().is_some() && table == "results" && column == "host_id" {
+        format!(
+            "hour IN (WITH RECURSIVE h(x) AS (SELECT MIN(hour) FROM results \
+             UNION ALL SELECT (SELECT MIN(hour) FROM results WHERE hour > x) FROM h \
+             WHERE x IS NOT NULL) SELECT x FROM h WHERE x IS NOT NULL) AND {column} = $1"
+        )
+    } else {
+        format!("{column} = $1")
+    }
+}
+
+/// `SELECT COUNT(*)` of the result rows whose `column` is `$1` in every result table.
+fn count_results(column: &str) -> String {
     let parts: Vec<String> = result_tables()
         .iter()
-        .map(|t| format!("(SELECT COUNT(*) FROM {t} WHERE {filter})"))
+        .map(|t| format!("(SELECT COUNT(*) FROM {t} WHERE {})", rows_where(t, column)))
         .collect();
     format!("SELECT {}", parts.join(" + "))
 }
@@ -488,7 +503,7 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
     let mut m = BTreeMap::new();
     m.insert(
         "results",
-        count(c, &count_results("host_id = $1"), id).await?,
+        count(c, &count_results("host_id"), id).await?,
     );
     m.insert(
         "rollups",
@@ -570,7 +585,7 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
 pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
     for t in result_tables() {
-        sqlx::query(&format!("DELETE FROM {t} WHERE host_id = $1"))
+        sqlx::query(&format!("DELETE FROM {t} WHERE {}", rows_where(t, "host_id")))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -938,7 +953,7 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
     let mut m = BTreeMap::new();
     m.insert(
         "results",
-        count(c, &count_results("plugin_pk = $1"), pk).await?,
+        count(c, &count_results("plugin_pk"), pk).await?,
     );
     m.insert(
         "rollups",
@@ -1020,24 +1035,28 @@ pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
         .bind(pk)
         .fetch_all(&mut *tx)
         .await?;
-    for host in hosts {
-        for sql in [
-            "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2",
-            "DELETE FROM rollups WHERE host_id = $1 AND plugin_pk = $2",
-        ] {
-            sqlx::query(sql)
-                .bind(host)
+    // SQLite's results are clustered by time, not series (both tiers): one statement each.
+    let by_series: &[&str] = if let Some(t) = recent_tier() {
+        for t in ["results", t] {
+            sqlx::query(&format!("DELETE FROM {t} WHERE plugin_pk = $1"))
                 .bind(pk)
                 .execute(&mut *tx)
                 .await?;
         }
-    }
-    // Clustered by time, not series: one statement over the few minutes it holds.
-    if let Some(t) = recent_tier() {
-        sqlx::query(&format!("DELETE FROM {t} WHERE plugin_pk = $1"))
+        &["rollups"]
+    } else {
+        &["results", "rollups"]
+    };
+    for host in hosts {
+        for t in by_series {
+            sqlx::query(&format!(
+                "DELETE FROM {t} WHERE host_id = $1 AND plugin_pk = $2"
+            ))
+            .bind(host)
             .bind(pk)
             .execute(&mut *tx)
             .await?;
+        }
     }
     sqlx::query("DELETE FROM latest WHERE plugin_pk = $1")
         .bind(pk)
@@ -2302,16 +2321,20 @@ pub(crate) async fn insert_results(pool: &Pool, results: &[CheckResult]) -> Resu
     if let Some(missing) = plugin_ids.iter().find(|p| !pks.contains_key(**p)) {
         return Err(StoreError::missing("plugin_id", "plugin", missing));
     }
-    let hosts = existing_ids(&mut tx, "hosts", &host_ids).await?;
-    if let Some(missing) = host_ids.iter().find(|h| !hosts.contains(h)) {
-        return Err(StoreError::missing("host_id", "host", missing));
-    }
-    let checks = existing_ids(&mut tx, "checks", &check_ids).await?;
-    if let Some(missing) = check_ids.iter().find(|c| !checks.contains(c)) {
-        return Err(StoreError::missing("check_id", "check", missing));
+    // SQLite checks hosts and checks inside `store_batch`, through the C API, where one
+    // prepared lookup per id costs less than sqlx's long `IN` lists.
+    if recent_tier().is_none() {
+        let hosts = existing_ids(&mut tx, "hosts", &host_ids).await?;
+        if let Some(missing) = host_ids.iter().find(|h| !hosts.contains(h)) {
+            return Err(StoreError::missing("host_id", "host", missing));
+        }
+        let checks = existing_ids(&mut tx, "checks", &check_ids).await?;
+        if let Some(missing) = check_ids.iter().find(|c| !checks.contains(c)) {
+            return Err(StoreError::missing("check_id", "check", missing));
+        }
     }
     let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    super::store_batch(&mut tx, results, &pks).await?;
+    super::store_batch(&mut tx, results, &pks, (&host_ids, &check_ids)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -2456,29 +2479,36 @@ pub(crate) async fn apply_retention(
     let five_cutoff = now - r.five_minute_days as i64 * DAY;
     let hour_cutoff = now - r.hourly_days as i64 * DAY;
     let mut report = RetentionReport::default();
-    // The recent tier is clustered by minute: what retention removes there is a prefix.
+    // SQLite's two tiers are clustered by time (hour, minute): what retention removes
+    // there is a prefix of each.
     if let Some(t) = recent_tier() {
         let mut tx = super::begin(pool).await?;
-        report.results += sqlx::query(&format!("DELETE FROM {t} WHERE bucket <= $1 AND ts < $2"))
-            .bind(raw_cutoff.div_euclid(60_000))
+        for (table, bucket, ms) in [("results", "hour", 3_600_000i64), (t, "bucket", 60_000)] {
+            report.results += sqlx::query(&format!(
+                "DELETE FROM {table} WHERE {bucket} <= $1 AND ts < $2"
+            ))
+            .bind(raw_cutoff.div_euclid(ms))
             .bind(raw_cutoff)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        }
         tx.commit().await?;
     }
     for chunk in series.chunks(200) {
         let mut tx = super::begin(pool).await?;
         for &(host, pk) in chunk {
-            report.results += sqlx::query(
-                "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2 AND ts < $3",
-            )
-            .bind(host)
-            .bind(pk)
-            .bind(raw_cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            if recent_tier().is_none() {
+                report.results += sqlx::query(
+                    "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2 AND ts < $3",
+                )
+                .bind(host)
+                .bind(pk)
+                .bind(raw_cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
             for (res, cutoff, counter) in [
                 (
                     Resolution::FiveMinutes,

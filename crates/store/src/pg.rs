@@ -99,6 +99,7 @@ pub(crate) async fn store_batch(
     tx: &mut PgConnection,
     results: &[prophasis_model::CheckResult],
     pks: &HashMap<&str, i32>,
+    _checked: (&[i64], &[i64]),
 ) -> Result<()> {
     let prepared = crate::ingest::prepare(results, pks);
     // Read, merge in Rust, write: the caller (`Store::insert_results`) holds the store's

@@ -234,6 +234,7 @@ pub(crate) mod fast {
 
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
+    use super::write;
     use crate::ingest::{sql::open_prefix, sql::OPEN_COLUMNS, Agg, OpenBuckets, Prepared};
 
     /// A prepared statement finalized on every way out.
@@ -554,8 +555,62 @@ pub(crate) mod fast {
         Ok(())
     }
 
-    /// Both tiers, oldest first: `results` below the watermark (series-clustered, one range
-    /// seek), then `results_recent` minute by minute (a seek to the next minute present and
+    /// Gives `f` the rows of one series with `from <= ts < to` from a tier keyed by a time
+    /// bucket first (`results` by hour, `results_recent` by minute), oldest first: for each
+    /// bucket in `first..=last` that holds any rows, a seek to it and one into the series'
+    /// rows there; buckets without rows cost nothing.
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    unsafe fn walk_forward(
+        db: *mut ffi::sqlite3,
+        (table, bucket): (&str, &str),
+        (first, last): (i64, i64),
+        (host, pk, from, to): (HostId, i64, Millis, Millis),
+        f: &mut dyn FnMut(&Stmt) -> Result<()>,
+    ) -> Result<()> {
+        if first > last {
+            return Ok(());
+        }
+        let mut next = Stmt::prepare(
+            db,
+            &format!(
+                "SELECT {bucket} FROM {table} WHERE {bucket} >= ?1 AND {bucket} <= ?2 \
+                 ORDER BY {bucket} LIMIT 1"
+            ),
+            &[Arg::Int(first), Arg::Int(last)],
+        )?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM {table} WHERE {bucket} = ?1 \
+             AND host_id = ?2 AND plugin_pk = ?3 AND ts >= ?4 AND ts < ?5 ORDER BY ts"
+        );
+        let args = [
+            Arg::Int(first),
+            Arg::Int(host),
+            Arg::Int(pk),
+            Arg::Int(from),
+            Arg::Int(to),
+        ];
+        let mut rows = Stmt::prepare(db, &sql, &args)?;
+        let mut at = first;
+        loop {
+            next.rebind_first(at)?;
+            if !next.step()? {
+                return Ok(());
+            }
+            let b = next.i64(0);
+            rows.rebind_first(b)?;
+            while rows.step()? {
+                f(&rows)?;
+            }
+            if b >= last {
+                return Ok(());
+            }
+            at = b + 1;
+        }
+    }
+
+    /// Both tiers, oldest first: `results` below the watermark hour by hour, then
+    /// `results_recent` minute by minute (a seek to the next minute present and
     /// one into that minute's rows of this series), never a scan of the recent tier. Every
     /// row of `results` is older than every row of `results_recent`, so the concatenation is
     /// in time order.
@@ -581,62 +636,27 @@ pub(crate) mod fast {
                     return Ok(());
                 };
                 let split = watermark.saturating_mul(super::BUCKET_MS);
+                let mut push = |row: &Stmt| push_result(&mut out, row, host, plugin);
                 if from < split {
-                    let sql = format!(
-                        "SELECT {RESULT_COLUMNS} FROM results \
-                         WHERE host_id = ?1 AND plugin_pk = ?2 AND ts >= ?3 AND ts < ?4 ORDER BY ts"
-                    );
-                    let args = [
-                        Arg::Int(host),
-                        Arg::Int(pk),
-                        Arg::Int(from),
-                        Arg::Int(to.min(split)),
-                    ];
-                    let mut stmt = Stmt::prepare(db, &sql, &args)?;
-                    while stmt.step()? {
-                        push_result(&mut out, &stmt, host, plugin)?;
-                    }
+                    let before = to.min(split);
+                    walk_forward(
+                        db,
+                        ("results", "hour"),
+                        (write::hour_of(from), write::hour_of(before - 1)),
+                        (host, pk, from, before),
+                        &mut push,
+                    )?;
                 }
                 if to <= split {
                     return Ok(());
                 }
-                let first = super::bucket_of(from).max(watermark);
-                let last = super::bucket_of(to - 1);
-                let mut next = Stmt::prepare(
+                walk_forward(
                     db,
-                    "SELECT bucket FROM results_recent WHERE bucket >= ?1 AND bucket <= ?2 \
-                     ORDER BY bucket LIMIT 1",
-                    &[Arg::Int(first), Arg::Int(last)],
-                )?;
-                let sql = format!(
-                    "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
-                     AND host_id = ?2 AND plugin_pk = ?3 AND ts >= ?4 AND ts < ?5 ORDER BY ts"
-                );
-                let args = [
-                    Arg::Int(first),
-                    Arg::Int(host),
-                    Arg::Int(pk),
-                    Arg::Int(from),
-                    Arg::Int(to),
-                ];
-                let mut rows = Stmt::prepare(db, &sql, &args)?;
-                let mut at = first;
-                loop {
-                    next.rebind_first(at)?;
-                    if !next.step()? {
-                        break;
-                    }
-                    let bucket = next.i64(0);
-                    rows.rebind_first(bucket)?;
-                    while rows.step()? {
-                        push_result(&mut out, &rows, host, plugin)?;
-                    }
-                    if bucket >= last {
-                        break;
-                    }
-                    at = bucket + 1;
-                }
-                Ok(())
+                    ("results_recent", "bucket"),
+                    (super::bucket_of(from).max(watermark), super::bucket_of(to - 1)),
+                    (host, pk, from, to),
+                    &mut push,
+                )
             })?;
         }
         drop(handle);
@@ -697,18 +717,50 @@ pub(crate) mod fast {
                     at = bucket - 1;
                 }
                 if out.len() < n {
-                    let sql = format!(
-                        "SELECT {RESULT_COLUMNS} FROM results WHERE host_id = ?1 AND plugin_pk = ?2 \
-                         ORDER BY ts DESC LIMIT ?3"
-                    );
-                    let args = [
-                        Arg::Int(host),
-                        Arg::Int(pk),
-                        Arg::Int((n - out.len()) as i64),
-                    ];
-                    let mut stmt = Stmt::prepare(db, &sql, &args)?;
-                    while stmt.step()? {
-                        push_result(&mut out, &stmt, host, plugin)?;
+                    // `results` hour by hour back from the series' newest folded result
+                    // (its latest row); each hour holding rows costs two seeks.
+                    let mut newest = Stmt::prepare(
+                        db,
+                        "SELECT ts FROM latest WHERE host_id = ?1 AND plugin_pk = ?2",
+                        &[Arg::Int(host), Arg::Int(pk)],
+                    )?;
+                    let start = if newest.step()? {
+                        newest.opt_i64(0)
+                    } else {
+                        None
+                    };
+                    drop(newest);
+                    if let Some(start) = start {
+                        let mut prev = Stmt::prepare(
+                            db,
+                            "SELECT hour FROM results WHERE hour <= ?1 ORDER BY hour DESC LIMIT 1",
+                            &[Arg::Int(write::hour_of(start))],
+                        )?;
+                        let sql = format!(
+                            "SELECT {RESULT_COLUMNS} FROM results WHERE hour = ?1 \
+                             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
+                        );
+                        let mut rows =
+                            Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
+                        let mut at = write::hour_of(start);
+                        'hours: loop {
+                            prev.rebind_first(at)?;
+                            if !prev.step()? {
+                                break;
+                            }
+                            let hour = prev.i64(0);
+                            rows.rebind_first(hour)?;
+                            while rows.step()? {
+                                push_result(&mut out, &rows, host, plugin)?;
+                                if out.len() == n {
+                                    break 'hours;
+                                }
+                            }
+                            if hour == i64::MIN {
+                                break;
+                            }
+                            at = hour - 1;
+                        }
                     }
                 }
                 Ok(())

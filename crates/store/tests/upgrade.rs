@@ -6,8 +6,9 @@
 //! database back into the version-4 layout (every bucket in `rollups`, `latest` without
 //! the open-bucket columns, no record of migration 0005): the rows a version-4 binary
 //! would have written for the same results. Each backend has its own test because the
-//! connection types differ. Migration 0006 (SQLite's recent-results tier) is undone too,
-//! so the SQLite test also upgrades through it: existing results must stay in `results`.
+//! connection types differ. Migrations 0006 and 0007 (SQLite's recent-results tier and
+//! its hour-keyed `results`) are undone too, so the SQLite test also upgrades through them:
+//! existing results must end up in `results`, folded.
 
 mod common;
 
@@ -24,9 +25,19 @@ fn downgrade_statements(sqlite: bool) -> Vec<String> {
     if sqlite {
         let columns =
             "host_id, plugin_pk, ts, check_id, value, message, result_type, classification";
+        // Version 4's results table: clustered by series, no hour column (migration 0007).
         sql.push(format!(
-            "INSERT INTO results ({columns}) SELECT {columns} FROM results_recent"
+            "CREATE TABLE results_v4 (host_id INTEGER NOT NULL, plugin_pk INTEGER NOT NULL, \
+             ts INTEGER NOT NULL, check_id INTEGER, value REAL, message TEXT NOT NULL, \
+             result_type INTEGER NOT NULL, classification INTEGER NOT NULL, \
+             PRIMARY KEY (host_id, plugin_pk, ts)) WITHOUT ROWID"
         ));
+        sql.push(format!(
+            "INSERT INTO results_v4 ({columns}) SELECT {columns} FROM results \
+             UNION ALL SELECT {columns} FROM results_recent"
+        ));
+        sql.push("DROP TABLE results".into());
+        sql.push("ALTER TABLE results_v4 RENAME TO results".into());
         sql.push("DROP TABLE results_recent".into());
         sql.push("DELETE FROM prophasis_meta WHERE key = 'results_compacted_before'".into());
     }

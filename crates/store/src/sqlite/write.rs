@@ -28,11 +28,32 @@ use crate::error::{Result, StoreError};
 use crate::ingest::{self, sql::*, Merged, Prepared, Row};
 use crate::Compaction;
 
-const INSERT_RECENT: &str = "INSERT INTO results_recent (bucket, host_id, plugin_pk, ts, check_id, value, message, result_type, classification) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-    ON CONFLICT (bucket, host_id, plugin_pk, ts) DO UPDATE SET \
-    check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
-    result_type = excluded.result_type, classification = excluded.classification";
+/// Inserts one result into a tier whose key starts with a time bucket (`bucket`, the
+/// minute, in `results_recent`; `hour` in `results`); a stored result for the same
+/// (host, plugin, ts) is replaced.
+/// `replace: false` is for rows known to be new (compaction: nothing below the watermark
+/// has the key of a recent row), which skips the upsert's conflict handling.
+fn insert_sql(table: &str, bucket: &str, replace: bool) -> String {
+    let mut sql = format!(
+        "INSERT INTO {table} ({bucket}, host_id, plugin_pk, ts, check_id, value, message, \
+         result_type, classification) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    );
+    if replace {
+        sql.push_str(&format!(
+            " ON CONFLICT ({bucket}, host_id, plugin_pk, ts) DO UPDATE SET \
+             check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
+             result_type = excluded.result_type, classification = excluded.classification"
+        ));
+    }
+    sql
+}
+
+/// Milliseconds per key bucket of `results`.
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+pub(crate) fn hour_of(ts: i64) -> i64 {
+    ts.div_euclid(HOUR_MS)
+}
 
 /// The tier watermark, a minute number: rows below it are in `results` and folded.
 ///
@@ -52,10 +73,13 @@ unsafe fn watermark(db: *mut ffi::sqlite3) -> Result<i64> {
 
 /// Writes a checked batch inside the ingest transaction (`BEGIN IMMEDIATE`, so the open
 /// buckets read by the late path cannot change before they are written back).
+///
+/// `(hosts, checks)`: the distinct host and check ids the batch names, which must exist.
 pub(crate) async fn store_batch(
     tx: &mut SqliteConnection,
     results: &[CheckResult],
     pks: &HashMap<&str, i32>,
+    (hosts, checks): (&[i64], &[i64]),
 ) -> Result<()> {
     let rows = ingest::rows(results, pks);
     let mut handle = tx.lock_handle().await?;
@@ -63,18 +87,34 @@ pub(crate) async fn store_batch(
     // SAFETY: `db` is the transaction's connection, locked by `handle` until every
     // statement below has been finalized (each is dropped inside the block).
     unsafe {
+        for (table, field, noun, ids) in [
+            ("hosts", "host_id", "host", hosts),
+            ("checks", "check_id", "check", checks),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            let mut s = Stmt::prepare(
+                db,
+                &format!("SELECT 1 FROM {table} WHERE id = ?1"),
+                &[Arg::Int(ids[0])],
+            )?;
+            for &id in ids {
+                s.rebind_first(id)?;
+                if !s.step()? {
+                    return Err(StoreError::missing(field, noun, id));
+                }
+            }
+        }
         let below = watermark(db)?;
-        let (late, mut recent): (Vec<Row<'_>>, Vec<Row<'_>>) =
+        let (late, recent): (Vec<Row<'_>>, Vec<Row<'_>>) =
             rows.into_iter().partition(|r| bucket_of(r.ts) < below);
-        // Key order appends to the recent tree; the sort is stable, so of two results for
-        // the same key the one given last is written last and wins.
-        recent.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
         insert_recent(db, &recent)?;
         if !late.is_empty() {
             let p = ingest::prepare_rows(late);
             let stored = read_open_buckets(db, &p)?;
             let m = ingest::merge(&p, &stored);
-            upsert_results(db, &p.rows)?;
+            upsert_results(db, &p.rows, true)?;
             write_folded(db, &p, &m)?;
         }
     }
@@ -82,18 +122,40 @@ pub(crate) async fn store_batch(
     Ok(())
 }
 
+/// Writes rows into a tier in its key order (so they append), each keyed by `bucket_of`.
+///
 /// SAFETY: as for [`Stmt::prepare`].
-unsafe fn insert_recent(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
+unsafe fn insert_keyed(
+    db: *mut ffi::sqlite3,
+    table: &str,
+    bucket: &str,
+    bucket_of: fn(i64) -> i64,
+    rows: &[Row<'_>],
+    replace: bool,
+) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut s = Stmt::prepare(db, INSERT_RECENT, &[])?;
-    for r in rows {
+    let mut order: Vec<&Row<'_>> = rows.iter().collect();
+    // Stable: of two results for the same key, the one given last is written last and wins.
+    order.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
+    let mut s = Stmt::prepare(db, &insert_sql(table, bucket, replace), &[])?;
+    for r in order {
         s.bind_i64(1, bucket_of(r.ts))?;
         bind_result(&mut s, 2, r)?;
         s.run()?;
     }
     Ok(())
+}
+
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn insert_recent(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
+    insert_keyed(db, "results_recent", "bucket", bucket_of, rows, true)
+}
+
+/// SAFETY: as for [`Stmt::prepare`].
+unsafe fn upsert_results(db: *mut ffi::sqlite3, rows: &[Row<'_>], replace: bool) -> Result<()> {
+    insert_keyed(db, "results", "hour", hour_of, rows, replace)
 }
 
 /// Binds host, plugin, ts, check, value, message, result type and classification from
@@ -107,20 +169,6 @@ fn bind_result(s: &mut Stmt, first: i32, r: &Row<'_>) -> Result<()> {
     s.bind_text(first + 5, r.message)?;
     s.bind_i64(first + 6, r.result_type.into())?;
     s.bind_i64(first + 7, r.classification.into())
-}
-
-/// SAFETY: as for [`Stmt::prepare`].
-unsafe fn upsert_results(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let sql = format!("{INSERT_RESULTS} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) {UPSERT_RESULTS}");
-    let mut s = Stmt::prepare(db, &sql, &[])?;
-    for r in rows {
-        bind_result(&mut s, 1, r)?;
-        s.run()?;
-    }
-    Ok(())
 }
 
 /// Writes what folding `p` into the stored open buckets decided: each series' latest row
@@ -277,7 +325,7 @@ unsafe fn compact_locked(db: *mut ffi::sqlite3, c: Compaction) -> Result<Option<
     let open = read_open_buckets(db, &p)?;
     let m = ingest::merge(&p, &open);
     write_folded(db, &p, &m)?;
-    upsert_results(db, &p.rows)?;
+    upsert_results(db, &p.rows, false)?;
     // A prefix of the recent tree.
     Stmt::prepare(
         db,
