@@ -76,15 +76,19 @@
 //! of one table; retention never deletes an open bucket (it belongs to the latest row,
 //! which is kept). See `ingest.rs`.
 //!
-//! On SQLite raw results live in two tiers (migration 0006): batches land in
-//! `results_recent`, clustered by minute, so a batch of 10,000 different series appends to
-//! one tree instead of dirtying a page of `results` per series; right after a batch, under
-//! the same ingest lock, a compaction moves every minute but the newest five into `results`
-//! (clustered by series, so a 30-day read of one series stays contiguous) once fifteen
-//! minutes have gathered. A watermark in `prophasis_meta` says which tier holds a minute,
-//! so every result is in exactly one; late results below it go straight into `results`.
-//! Readers, deletes, counts and retention cover both tiers (see `sqlite.rs`). PostgreSQL
-//! has the one `results` table.
+//! On SQLite raw results live in two tiers (migrations 0006, 0007): a batch only appends
+//! to `results_recent`, clustered by minute, so a batch of 10,000 different series touches
+//! a handful of pages and writes nothing else. Once an hour (more precisely: when the
+//! newest minute is 65 minutes past the watermark), right after a batch and under
+//! the same ingest lock, a compaction folds those results into `latest` and `rollups`
+//! (once per series per hour instead of once per result) and moves them into `results`,
+//! clustered by hour and then series, where they append. A watermark in `prophasis_meta`
+//! splits the tiers and says what is folded: every result below it is in `results` and
+//! folded, every other one is in `results_recent` and not folded yet; late results below
+//! it go straight into `results` and are folded at once. Readers, deletes, counts and
+//! retention cover both tiers, and the latest result and rollups add what the recent tier
+//! holds (see `sqlite.rs`, `sqlite/write.rs`). PostgreSQL has the one `results` table and
+//! folds every batch on arrival.
 //!
 //! # Serialised ingest (invariant)
 //! A batch reads the open buckets of its series, merges in Rust and writes them back, so
@@ -95,7 +99,8 @@
 //! `latest` must take the same locks. Result types and classifications are stored as small integers and the
 //! plugin as an integer surrogate key. A result for the same host, plugin and millisecond
 //! as a stored one replaces it (the rollups then count both: it does not happen in
-//! practice, one check per host runs at a time). NaN or infinite values are stored as "no
+//! practice, one check per host runs at a time; on SQLite a result replaced while it is
+//! still in the recent tier counts once). NaN or infinite values are stored as "no
 //! value". [`Store::series`] picks raw results or a rollup resolution by span, so a graph
 //! of a year reads 8,760 hourly rows. [`Store::apply_retention`] deletes what is older than
 //! the [`Retention`] settings; [`spawn_retention`] runs it periodically.

@@ -501,10 +501,7 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
     let mut conn = pool.acquire().await?;
     let c = &mut *conn;
     let mut m = BTreeMap::new();
-    m.insert(
-        "results",
-        count(c, &count_results("host_id"), id).await?,
-    );
+    m.insert("results", count(c, &count_results("host_id"), id).await?);
     m.insert(
         "rollups",
         // Open buckets live in the latest rows (migration 0005); counted as before.
@@ -585,10 +582,13 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
 pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
     for t in result_tables() {
-        sqlx::query(&format!("DELETE FROM {t} WHERE {}", rows_where(t, "host_id")))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "DELETE FROM {t} WHERE {}",
+            rows_where(t, "host_id")
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     }
     for sql in [
         "DELETE FROM rollups WHERE host_id = $1",
@@ -951,10 +951,7 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
         other => other,
     })? as i64;
     let mut m = BTreeMap::new();
-    m.insert(
-        "results",
-        count(c, &count_results("plugin_pk"), pk).await?,
-    );
+    m.insert("results", count(c, &count_results("plugin_pk"), pk).await?);
     m.insert(
         "rollups",
         // Open buckets live in the latest rows (migration 0005); counted as before.

@@ -3,17 +3,18 @@
 //! `BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing when a
 //! read lock cannot be upgraded.
 //!
-//! Results live in two tiers (migration 0006). A batch in which every result is another
-//! series would dirty one page of the series-clustered `results` table per series, and WAL
-//! mode writes each dirty page at commit; so batches land in `results_recent`, clustered by
-//! minute first (appends near the end of one tree), and [`compact`] moves minutes older
-//! than [`Compaction::keep`] into `results` in series order every
-//! [`Compaction::span`] − `keep` minutes, right after a batch, inside the ingest lock. The
-//! watermark `results_compacted_before` (a minute number in `prophasis_meta`) splits the
-//! tiers: a row whose minute is below it is in `results`, any other in `results_recent`.
-//! Late results below the watermark go straight into `results`. Readers that need both
-//! tiers read them in one snapshot (one statement or one read transaction), so a compaction
-//! in between can neither hide nor duplicate a row.
+//! Results live in two tiers (migrations 0006, 0007). A batch in which every result is
+//! another series would dirty one page per series of a series-clustered table, and WAL mode
+//! writes each dirty page at commit; so batches land in `results_recent`, clustered by
+//! minute first (appends near the end of one tree), and nothing else is written per result:
+//! [`compact`] (`sqlite/write.rs`) moves whole hours into `results` (clustered by hour, then
+//! series) and folds them into `latest` and `rollups` as it goes. The watermark
+//! `results_compacted_before` (a minute number in `prophasis_meta`) splits the tiers: a row
+//! whose minute is below it is in `results` and folded, any other is in `results_recent`
+//! and not folded yet. Late results below the watermark go straight into `results` and are
+//! folded at once. Readers that need both tiers read them in one snapshot (one statement or
+//! one read transaction), so a compaction in between can neither hide nor duplicate a row;
+//! the latest result, the latest classifications and rollups add the recent tier's rows.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -232,9 +233,9 @@ pub(crate) mod fast {
     use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
     use sqlx::sqlite::SqlitePool;
 
+    use super::write;
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
-    use super::write;
     use crate::ingest::{sql::open_prefix, sql::OPEN_COLUMNS, Agg, OpenBuckets, Prepared};
 
     /// A prepared statement finalized on every way out.
@@ -653,7 +654,10 @@ pub(crate) mod fast {
                 walk_forward(
                     db,
                     ("results_recent", "bucket"),
-                    (super::bucket_of(from).max(watermark), super::bucket_of(to - 1)),
+                    (
+                        super::bucket_of(from).max(watermark),
+                        super::bucket_of(to - 1),
+                    ),
                     (host, pk, from, to),
                     &mut push,
                 )

@@ -26,12 +26,13 @@ fn downgrade_statements(sqlite: bool) -> Vec<String> {
         let columns =
             "host_id, plugin_pk, ts, check_id, value, message, result_type, classification";
         // Version 4's results table: clustered by series, no hour column (migration 0007).
-        sql.push(format!(
+        sql.push(
             "CREATE TABLE results_v4 (host_id INTEGER NOT NULL, plugin_pk INTEGER NOT NULL, \
              ts INTEGER NOT NULL, check_id INTEGER, value REAL, message TEXT NOT NULL, \
              result_type INTEGER NOT NULL, classification INTEGER NOT NULL, \
              PRIMARY KEY (host_id, plugin_pk, ts)) WITHOUT ROWID"
-        ));
+                .into(),
+        );
         sql.push(format!(
             "INSERT INTO results_v4 ({columns}) SELECT {columns} FROM results \
              UNION ALL SELECT {columns} FROM results_recent"
