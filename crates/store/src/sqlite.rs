@@ -690,82 +690,35 @@ pub(crate) mod fast {
                 let Some((pk, _)) = series_and_watermark(db, plugin)? else {
                     return Ok(());
                 };
-                let mut prev = Stmt::prepare(
+                let mut take = |row: &Stmt| {
+                    if out.len() == n {
+                        return Ok(false);
+                    }
+                    push_result(&mut out, row, host, plugin)?;
+                    Ok(out.len() < n)
+                };
+                recent_newest_first(db, host, pk, &mut take)?;
+                // Then `results`, hour by hour back from the series' newest folded result
+                // (its latest row).
+                let mut newest = Stmt::prepare(
                     db,
-                    "SELECT bucket FROM results_recent WHERE bucket <= ?1 ORDER BY bucket DESC LIMIT 1",
-                    &[Arg::Int(i64::MAX)],
+                    "SELECT ts FROM latest WHERE host_id = ?1 AND plugin_pk = ?2",
+                    &[Arg::Int(host), Arg::Int(pk)],
                 )?;
-                let sql = format!(
-                    "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
-                     AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
-                );
-                let mut rows =
-                    Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
-                let mut at = i64::MAX;
-                'minutes: loop {
-                    prev.rebind_first(at)?;
-                    if !prev.step()? {
-                        break;
-                    }
-                    let bucket = prev.i64(0);
-                    rows.rebind_first(bucket)?;
-                    while rows.step()? {
-                        push_result(&mut out, &rows, host, plugin)?;
-                        if out.len() == n {
-                            break 'minutes;
-                        }
-                    }
-                    if bucket == i64::MIN {
-                        break;
-                    }
-                    at = bucket - 1;
-                }
-                if out.len() < n {
-                    // `results` hour by hour back from the series' newest folded result
-                    // (its latest row); each hour holding rows costs two seeks.
-                    let mut newest = Stmt::prepare(
+                let start = if newest.step()? {
+                    newest.opt_i64(0)
+                } else {
+                    None
+                };
+                drop(newest);
+                if let Some(start) = start {
+                    walk_backward(
                         db,
-                        "SELECT ts FROM latest WHERE host_id = ?1 AND plugin_pk = ?2",
-                        &[Arg::Int(host), Arg::Int(pk)],
+                        ("results", "hour"),
+                        write::hour_of(start),
+                        (host, pk),
+                        &mut take,
                     )?;
-                    let start = if newest.step()? {
-                        newest.opt_i64(0)
-                    } else {
-                        None
-                    };
-                    drop(newest);
-                    if let Some(start) = start {
-                        let mut prev = Stmt::prepare(
-                            db,
-                            "SELECT hour FROM results WHERE hour <= ?1 ORDER BY hour DESC LIMIT 1",
-                            &[Arg::Int(write::hour_of(start))],
-                        )?;
-                        let sql = format!(
-                            "SELECT {RESULT_COLUMNS} FROM results WHERE hour = ?1 \
-                             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
-                        );
-                        let mut rows =
-                            Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
-                        let mut at = write::hour_of(start);
-                        'hours: loop {
-                            prev.rebind_first(at)?;
-                            if !prev.step()? {
-                                break;
-                            }
-                            let hour = prev.i64(0);
-                            rows.rebind_first(hour)?;
-                            while rows.step()? {
-                                push_result(&mut out, &rows, host, plugin)?;
-                                if out.len() == n {
-                                    break 'hours;
-                                }
-                            }
-                            if hour == i64::MIN {
-                                break;
-                            }
-                            at = hour - 1;
-                        }
-                    }
                 }
                 Ok(())
             })?;
@@ -775,44 +728,61 @@ pub(crate) mod fast {
         Ok(out)
     }
 
-    /// Walks the recent tier's minutes from `from_minute` down, newest first, giving each
-    /// row of the series to `f` (newest first within a minute) until `f` says stop.
+    /// Gives `f` the rows of one series from a tier keyed by a time bucket first
+    /// (`results` by hour, `results_recent` by minute), newest first, from bucket `start`
+    /// down, until `f` says stop: for each bucket that holds any rows, a seek to it and one
+    /// into the series' rows there.
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    unsafe fn walk_backward(
+        db: *mut ffi::sqlite3,
+        (table, bucket): (&str, &str),
+        start: i64,
+        (host, pk): (HostId, i64),
+        mut f: impl FnMut(&Stmt) -> Result<bool>,
+    ) -> Result<()> {
+        let mut prev = Stmt::prepare(
+            db,
+            &format!(
+                "SELECT {bucket} FROM {table} WHERE {bucket} <= ?1 ORDER BY {bucket} DESC LIMIT 1"
+            ),
+            &[Arg::Int(start)],
+        )?;
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM {table} WHERE {bucket} = ?1 \
+             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
+        );
+        let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
+        let mut at = start;
+        loop {
+            prev.rebind_first(at)?;
+            if !prev.step()? {
+                return Ok(());
+            }
+            let b = prev.i64(0);
+            rows.rebind_first(b)?;
+            while rows.step()? {
+                if !f(&rows)? {
+                    return Ok(());
+                }
+            }
+            if b == i64::MIN {
+                return Ok(());
+            }
+            at = b - 1;
+        }
+    }
+
+    /// [`walk_backward`] over the whole recent tier.
     ///
     /// SAFETY: as for [`Stmt::prepare`].
     unsafe fn recent_newest_first(
         db: *mut ffi::sqlite3,
         host: HostId,
         pk: i64,
-        mut f: impl FnMut(&Stmt) -> Result<bool>,
+        f: impl FnMut(&Stmt) -> Result<bool>,
     ) -> Result<()> {
-        let mut prev = Stmt::prepare(
-            db,
-            "SELECT bucket FROM results_recent WHERE bucket <= ?1 ORDER BY bucket DESC LIMIT 1",
-            &[Arg::Int(i64::MAX)],
-        )?;
-        let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
-             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
-        );
-        let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
-        let mut at = i64::MAX;
-        loop {
-            prev.rebind_first(at)?;
-            if !prev.step()? {
-                return Ok(());
-            }
-            let bucket = prev.i64(0);
-            rows.rebind_first(bucket)?;
-            while rows.step()? {
-                if !f(&rows)? {
-                    return Ok(());
-                }
-            }
-            if bucket == i64::MIN {
-                return Ok(());
-            }
-            at = bucket - 1;
-        }
+        walk_backward(db, ("results_recent", "bucket"), i64::MAX, (host, pk), f)
     }
 
     /// The newest result of a series: its newest row in the recent tier if it has one
