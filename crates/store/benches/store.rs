@@ -20,7 +20,7 @@ const HOSTS: i64 = 1_000;
 const PLUGINS: usize = 10;
 /// One batch is one minute of a site with 1,000 hosts × 10 plugins: every result is a
 /// different series, the worst case for the latest table and the rollups.
-const BATCHES: i64 = 40;
+const BATCHES: i64 = 70;
 /// Untimed minutes of the same series stored before the distinct-series ingest is timed, so
 /// each series has more than a page of history (as on a server that has run for a while):
 /// from empty tables, every insert appends to few pages and the figure flatters.

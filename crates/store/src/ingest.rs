@@ -97,7 +97,15 @@ pub(crate) fn prepare<'a>(
     results: &'a [CheckResult],
     plugin_pks: &HashMap<&str, i32>,
 ) -> Prepared<'a> {
-    let mut rows: Vec<Row<'a>> = results
+    prepare_rows(rows_of(results, plugin_pks))
+}
+
+/// The batch as rows, in the caller's order (not yet sorted or deduplicated).
+pub(crate) fn rows_of<'a>(
+    results: &'a [CheckResult],
+    plugin_pks: &HashMap<&str, i32>,
+) -> Vec<Row<'a>> {
+    results
         .iter()
         .map(|r| Row {
             host_id: r.host_id,
@@ -111,7 +119,11 @@ pub(crate) fn prepare<'a>(
             result_type: result_type_code(r.result_type),
             classification: classification_code(r.classification),
         })
-        .collect();
+        .collect()
+}
+
+/// Sorted by (host, plugin, time) with one row per key, the last one given winning.
+pub(crate) fn sort_dedup<'a>(mut rows: Vec<Row<'a>>) -> Vec<Row<'a>> {
     // Stable sort, then keep the last of equal keys: a result given twice for the same
     // millisecond replaces the earlier one, as it would against a stored row.
     rows.sort_by_key(|r| (r.host_id, r.plugin_pk, r.ts));
@@ -126,7 +138,13 @@ pub(crate) fn prepare<'a>(
             _ => deduped.push(r),
         }
     }
-    let rows = deduped;
+    deduped
+}
+
+/// [`prepare`] for rows that are already rows (PostgreSQL's compaction reads them back
+/// from the recent tier): sorted, deduplicated, with their latest rows and rollups.
+pub(crate) fn prepare_rows<'a>(rows: Vec<Row<'a>>) -> Prepared<'a> {
+    let rows = sort_dedup(rows);
 
     let mut latest = Vec::new();
     for i in 0..rows.len() {

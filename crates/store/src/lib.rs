@@ -105,6 +105,7 @@ mod error;
 mod ingest;
 mod peek;
 mod pg;
+mod pg_tiers;
 mod sqlite;
 mod tokens;
 
@@ -119,7 +120,30 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
+
+/// When recent results are compacted (moved to the series-ordered tier and, on
+/// PostgreSQL, folded into `latest` and `rollups`), in minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compaction {
+    /// Compact once the newest recent minute is this far past the watermark.
+    pub span: i64,
+    /// Minutes (counting back from the newest) that stay recent: results of the last few
+    /// minutes still arrive, and below the watermark they would take the slow path.
+    pub keep: i64,
+    /// The cut is rounded down to a multiple of this many minutes (an hour: whole chunks).
+    pub align: i64,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction {
+            span: 65,
+            keep: 5,
+            align: 60,
+        }
+    }
+}
 
 enum Backend {
     Sqlite(sqlx::SqlitePool),
@@ -277,8 +301,8 @@ pub struct Store {
     retention: RwLock<Retention>,
     /// Serialises [`Store::insert_results`] (see "Serialised ingest" in the crate doc).
     ingest: tokio::sync::Mutex<()>,
-    /// When SQLite moves recent results into the series-clustered table.
-    compaction: RwLock<sqlite::Compaction>,
+    /// When recent results are compacted (see [`Compaction`]).
+    compaction: RwLock<Compaction>,
 }
 
 impl std::fmt::Debug for Store {
@@ -323,7 +347,7 @@ impl Store {
             location,
             retention: RwLock::new(Retention::default()),
             ingest: tokio::sync::Mutex::new(()),
-            compaction: RwLock::new(sqlite::Compaction::default()),
+            compaction: RwLock::new(Compaction::default()),
         })
     }
 
@@ -596,48 +620,75 @@ impl Store {
     /// this returns. Unknown hosts, plugins or checks refuse the whole batch.
     pub async fn insert_results(&self, results: &[CheckResult]) -> Result<()> {
         let _one_writer = self.ingest.lock().await;
+        let c = *self.compaction.read().unwrap_or_else(|e| e.into_inner());
         match &self.backend {
             Backend::Sqlite(p) => {
                 sqlite::ops::insert_results(p, results).await?;
                 if results.is_empty() {
                     return Ok(());
                 }
-                let c = *self.compaction.read().unwrap_or_else(|e| e.into_inner());
                 // The batch is committed and durable, so its caller must not see an error
                 // (retrying it would count its results twice in the rollups); compaction
                 // simply runs again after the next batch.
+                let c = sqlite::Compaction {
+                    span: c.span,
+                    keep: c.keep,
+                };
                 if let Err(e) = sqlite::compact(p, c).await {
                     tracing::warn!(error = %e, "compacting recent results failed");
                 }
                 Ok(())
             }
-            Backend::Postgres(p) => pg::ops::insert_results(p, results).await,
+            Backend::Postgres(p) => {
+                let Some(w) = pg_tiers::insert_results(p, results).await? else {
+                    return Ok(());
+                };
+                // As above: committed, so errors are logged and compaction retried later.
+                if w.newest_minute >= w.watermark.saturating_add(c.span) {
+                    if let Err(e) = pg_tiers::compact(p, c, w.newest_minute).await {
+                        tracing::warn!(error = %e, "compacting recent results failed");
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
-    /// Sets when SQLite compacts its recent results (see `sqlite.rs`), in minutes: once the
-    /// newest minute is `span` past the watermark, everything but the newest `keep` minutes
-    /// moves. For tests, which need compaction to happen within a small data set; no
-    /// effect on PostgreSQL.
+    /// Sets when recent results are compacted, in minutes: once the newest minute is
+    /// `span` past the watermark, everything but the newest `keep` minutes moves (with the
+    /// cut on any minute, not on the hour). For tests, which need compaction to happen
+    /// within a small data set.
     #[doc(hidden)]
     pub fn set_compaction_minutes(&self, span: i64, keep: i64) {
         assert!(
             0 <= keep && keep < span,
             "compaction needs 0 <= keep < span"
         );
-        *self.compaction.write().unwrap_or_else(|e| e.into_inner()) =
-            sqlite::Compaction { span, keep };
+        *self.compaction.write().unwrap_or_else(|e| e.into_inner()) = Compaction {
+            span,
+            keep,
+            align: 1,
+        };
     }
     pub async fn latest_result(&self, host: HostId, plugin: &str) -> Result<Option<CheckResult>> {
-        dispatch!(self, latest_result(host, plugin))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::latest_result(p, host, plugin).await,
+            Backend::Postgres(p) => pg_tiers::latest_result(p, host, plugin).await,
+        }
     }
     /// The newest result of every plugin that has reported on this host, by plugin id.
     pub async fn latest_results_for_host(&self, host: HostId) -> Result<Vec<CheckResult>> {
-        dispatch!(self, latest_results_for_host(host))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::latest_results_for_host(p, host).await,
+            Backend::Postgres(p) => pg_tiers::latest_results_for_host(p, host).await,
+        }
     }
     /// The newest classification of every (host, plugin): what health starts from.
     pub async fn latest_classifications(&self) -> Result<Vec<LatestClassification>> {
-        dispatch!(self, latest_classifications())
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::latest_classifications(p).await,
+            Backend::Postgres(p) => pg_tiers::latest_classifications(p).await,
+        }
     }
     /// The last `n` results, oldest first, as classifiers want them.
     pub async fn last_results(
@@ -648,7 +699,7 @@ impl Store {
     ) -> Result<Vec<CheckResult>> {
         match &self.backend {
             Backend::Sqlite(p) => sqlite::fast::last_results(p, host, plugin, n).await,
-            Backend::Postgres(p) => pg::ops::last_results(p, host, plugin, n).await,
+            Backend::Postgres(p) => pg_tiers::last_results(p, host, plugin, n).await,
         }
     }
     /// Raw results with `from <= timestamp < to`, oldest first.
@@ -703,7 +754,10 @@ impl Store {
     /// Deletes raw results and rollups older than the retention allows, relative to `now`.
     pub async fn apply_retention(&self, now: Millis) -> Result<RetentionReport> {
         let retention = self.retention();
-        dispatch!(self, apply_retention(now, &retention))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::apply_retention(p, now, &retention).await,
+            Backend::Postgres(p) => pg_tiers::apply_retention(p, now, &retention).await,
+        }
     }
 }
 

@@ -5,8 +5,10 @@
 //! What differs between the backends lives in the parent module and is reached through
 //! `super::`: opening a write transaction, listing tables, the migration lock, the bulk
 //! writes of a results batch and storage statistics.
-//! SQLite's second results table (`results_recent`, see `sqlite.rs`) is the one schema
-//! difference the shared statements know about: `result_tables` lists it on SQLite only.
+//! The results tiers are the one schema difference the shared statements know about:
+//! `results` + `results_recent` on SQLite (see `sqlite.rs`), `result_chunks` (arrays per
+//! series and hour) + `results_recent` on PostgreSQL (see `pg_tiers.rs`), where counts,
+//! the check delete and the latest rows of unfolded series have statements of their own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -25,31 +27,77 @@ type DbRow = <DB as sqlx::Database>::Row;
 
 pub(crate) const META_TABLE: &str = "prophasis_meta";
 
-/// The tables that hold raw results. SQLite keeps the newest minutes in a second table,
-/// `results_recent` (see the module doc of `sqlite.rs`); PostgreSQL has one. Statements that
-/// find rows by host, plugin or check run on each; on the recent tier (minutes of data,
-/// clustered by time) that is a short scan.
+fn is_postgres() -> bool {
+    <DB as sqlx::Database>::NAME == "PostgreSQL"
+}
+
+/// The tables that hold raw results: the series-ordered (compacted) tier first, then the
+/// recent tier (see the module docs of `sqlite.rs` and `pg_tiers.rs`). Statements that
+/// find rows by host or plugin run on each; on the recent tier (an hour or less of data)
+/// that is a short scan.
 fn result_tables() -> &'static [&'static str] {
-    if recent_tier().is_some() {
-        &["results", "results_recent"]
+    if is_postgres() {
+        &["result_chunks", "results_recent"]
     } else {
-        &["results"]
+        &["results", "results_recent"]
     }
 }
 
-/// The time-clustered recent tier, on SQLite only.
+/// The recent tier (minutes of data), on both backends.
 fn recent_tier() -> Option<&'static str> {
-    (<DB as sqlx::Database>::NAME == "SQLite").then_some("results_recent")
+    Some("results_recent")
 }
 
-/// `SELECT COUNT(*)` of the result rows matching `filter` (which uses `$1`) in every
-/// result table.
+/// `SELECT COUNT(*)` of the results matching `filter` (which uses `$1`) in every result
+/// table, in one statement (one snapshot). A PostgreSQL chunk holds `cardinality(ts)`.
 fn count_results(filter: &str) -> String {
+    if is_postgres() {
+        return format!(
+            "SELECT (SELECT COALESCE(SUM(cardinality(ts)), 0) FROM result_chunks WHERE {filter}) \
+             + (SELECT COUNT(*) FROM results_recent WHERE {filter})"
+        );
+    }
     let parts: Vec<String> = result_tables()
         .iter()
         .map(|t| format!("(SELECT COUNT(*) FROM {t} WHERE {filter})"))
         .collect();
     format!("SELECT {}", parts.join(" + "))
+}
+
+/// Rollup buckets (closed ones, open ones in `latest`) of the series matching `filter`
+/// (on `host_id`/`plugin_pk`, using `$1`). On PostgreSQL the recent tier is not folded yet:
+/// its buckets count too, except the one that is a series' open bucket already (the only
+/// stored bucket a recent row can share: every other stored bucket is older).
+fn count_rollups(filter: &str) -> String {
+    let stored = format!(
+        "(SELECT COUNT(*) FROM rollups WHERE {filter}) \
+         + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE {filter})"
+    );
+    if !is_postgres() {
+        return format!("SELECT {stored}");
+    }
+    format!(
+        "SELECT {stored} + (SELECT COUNT(*) FROM \
+           (SELECT DISTINCT r.host_id, r.plugin_pk, b.res, b.bucket FROM results_recent r, \
+            LATERAL (VALUES (1, r.ts - ((r.ts % 300000) + 300000) % 300000), \
+                            (2, r.ts - ((r.ts % 3600000) + 3600000) % 3600000)) AS b(res, bucket) \
+            WHERE {filter}) x \
+           WHERE NOT EXISTS (SELECT 1 FROM latest l WHERE l.host_id = x.host_id \
+             AND l.plugin_pk = x.plugin_pk \
+             AND (CASE x.res WHEN 1 THEN l.m5_bucket ELSE l.h1_bucket END) = x.bucket))"
+    )
+}
+
+/// Series matching `filter` with a latest result: on PostgreSQL a series whose results are
+/// all still recent has no `latest` row yet, and counts too.
+fn count_latest(filter: &str) -> String {
+    if !is_postgres() {
+        return format!("SELECT COUNT(*) FROM latest WHERE {filter}");
+    }
+    format!(
+        "SELECT COUNT(*) FROM (SELECT host_id, plugin_pk FROM latest WHERE {filter} \
+         UNION SELECT host_id, plugin_pk FROM results_recent WHERE {filter}) x"
+    )
 }
 const APPLICATION: &str = "prophasis";
 
@@ -203,7 +251,11 @@ fn placeholders(from: usize, n: usize) -> String {
 }
 
 /// Which of `ids` exist in `table`; used to name the first missing reference of a batch.
-async fn existing_ids(conn: &mut Conn, table: &str, ids: &[i64]) -> Result<HashSet<i64>> {
+pub(crate) async fn existing_ids(
+    conn: &mut Conn,
+    table: &str,
+    ids: &[i64],
+) -> Result<HashSet<i64>> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -220,7 +272,7 @@ async fn existing_ids(conn: &mut Conn, table: &str, ids: &[i64]) -> Result<HashS
 }
 
 /// Plugin surrogate keys by reverse-DNS id, for the ids that exist.
-async fn plugin_pks(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, i32>> {
+pub(crate) async fn plugin_pks(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, i32>> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -460,17 +512,11 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
     m.insert(
         "rollups",
         // Open buckets live in the latest rows (migration 0005); counted as before.
-        count(
-            c,
-            "SELECT (SELECT COUNT(*) FROM rollups WHERE host_id = $1) \
-             + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE host_id = $1)",
-            id,
-        )
-        .await?,
+        count(c, &count_rollups("host_id = $1"), id).await?,
     );
     m.insert(
         "latest_results",
-        count(c, "SELECT COUNT(*) FROM latest WHERE host_id = $1", id).await?,
+        count(c, &count_latest("host_id = $1"), id).await?,
     );
     m.insert(
         "host_group_memberships",
@@ -533,6 +579,8 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
 
 pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
+    // A compaction (PostgreSQL) must not write this host's chunks and latest rows back.
+    super::lock_for_ingest(&mut tx).await?;
     for t in result_tables() {
         sqlx::query(&format!("DELETE FROM {t} WHERE host_id = $1"))
             .bind(id)
@@ -907,17 +955,11 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
     m.insert(
         "rollups",
         // Open buckets live in the latest rows (migration 0005); counted as before.
-        count(
-            c,
-            "SELECT (SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1) \
-             + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE plugin_pk = $1)",
-            pk,
-        )
-        .await?,
+        count(c, &count_rollups("plugin_pk = $1"), pk).await?,
     );
     m.insert(
         "latest_results",
-        count(c, "SELECT COUNT(*) FROM latest WHERE plugin_pk = $1", pk).await?,
+        count(c, &count_latest("plugin_pk = $1"), pk).await?,
     );
     m.insert(
         "check_assignments",
@@ -971,6 +1013,8 @@ const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
 
 pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
     let mut tx = super::begin(pool).await?;
+    // A compaction (PostgreSQL) must not write this plugin's chunks and latest rows back.
+    super::lock_for_ingest(&mut tx).await?;
     let pk = plugin_pk(&mut tx, "id", id).await.map_err(|e| match e {
         StoreError::MissingReference { .. } => StoreError::not_found("plugin", id),
         other => other,
@@ -981,9 +1025,13 @@ pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
         .bind(pk)
         .fetch_all(&mut *tx)
         .await?;
+    let compacted = format!(
+        "DELETE FROM {} WHERE host_id = $1 AND plugin_pk = $2",
+        result_tables()[0]
+    );
     for host in hosts {
         for sql in [
-            "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2",
+            compacted.as_str(),
             "DELETE FROM rollups WHERE host_id = $1 AND plugin_pk = $2",
         ] {
             sqlx::query(sql)
@@ -1219,6 +1267,8 @@ pub(crate) async fn check_delete_impact(pool: &Pool, id: CheckId) -> Result<Dele
 
 pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
+    // A compaction (PostgreSQL) must not write chunks read before this back.
+    super::lock_for_ingest(&mut tx).await?;
     sqlx::query(DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK)
         .bind(id)
         .bind(false)
@@ -1234,12 +1284,13 @@ pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
     // Results outlive their check. There is no index on check_id (it would cost bytes on
     // every result), so this scans the results; deleting a check is a rare admin action.
     for t in result_tables().iter().chain(&["latest"]) {
-        sqlx::query(&format!(
-            "UPDATE {t} SET check_id = NULL WHERE check_id = $1"
-        ))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let sql = if *t == "result_chunks" {
+            // The check's results keep their place in the arrays, without the check.
+            format!("UPDATE {t} SET check_id = array_replace(check_id, $1, NULL) WHERE $1 = ANY(check_id)")
+        } else {
+            format!("UPDATE {t} SET check_id = NULL WHERE check_id = $1")
+        };
+        sqlx::query(&sql).bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -2244,6 +2295,8 @@ pub(crate) async fn mark_all_log_read(pool: &Pool) -> Result<u64> {
 /// Checks every reference of the batch once, then hands the prepared rows to the
 /// backend's bulk writer, all in one transaction: the batch is stored whole or not at all,
 /// and durable once this returns.
+// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn insert_results(pool: &Pool, results: &[CheckResult]) -> Result<()> {
     if results.is_empty() {
         return Ok(());
@@ -2300,6 +2353,8 @@ fn result_from(r: &DbRow, host: HostId, plugin: &str) -> Result<CheckResult> {
     })
 }
 
+// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn latest_result(
     pool: &Pool,
     host: HostId,
@@ -2317,6 +2372,8 @@ pub(crate) async fn latest_result(
         .transpose()
 }
 
+// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result<Vec<CheckResult>> {
     sqlx::query(
         "SELECT l.ts, l.check_id, l.value, l.message, l.result_type, l.classification, p.id \
@@ -2330,6 +2387,8 @@ pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result
     .collect()
 }
 
+// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClassification>> {
     sqlx::query(
         "SELECT l.host_id, p.id, l.ts, l.classification FROM latest l JOIN plugins p ON p.pk = l.plugin_pk \
@@ -2349,8 +2408,8 @@ pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClas
     .collect()
 }
 
-/// PostgreSQL's; SQLite reads its two tiers in `sqlite::fast::last_results` (the store
-/// dispatches), so this copy is unused there.
+/// One table's newest `n`. Both backends read their two tiers elsewhere
+/// (`sqlite::fast::last_results`, `pg_tiers::last_results`; the store dispatches).
 #[allow(dead_code)]
 pub(crate) async fn last_results(
     pool: &Pool,
@@ -2399,6 +2458,8 @@ pub(crate) async fn rollups_range(
 
 /// Deletes what is older than the retention allows, series by series so every delete
 /// walks the primary key, in short transactions so ingest is never held up for long.
+// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn apply_retention(
     pool: &Pool,
     now: Millis,

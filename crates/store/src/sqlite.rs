@@ -52,6 +52,8 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/sqlite/0006_results_recent.sql"),
     ),
+    // PLACEHOLDER (branch pg-tiers): replaced by main's SQLite 0007 at the merge.
+    (7, include_str!("../migrations/sqlite/0007_placeholder.sql")),
 ];
 
 pub(crate) enum Target {

@@ -183,7 +183,8 @@ async fn postgres_newer_schema_is_refused_untouched() {
     store.close().await;
     {
         let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-        sqlx::query("UPDATE prophasis_meta SET value = '7' WHERE key = 'schema_version'")
+        sqlx::query("UPDATE prophasis_meta SET value = $1 WHERE key = 'schema_version'")
+            .bind((SCHEMA_VERSION + 1).to_string())
             .execute(&mut c)
             .await
             .unwrap();
@@ -191,7 +192,10 @@ async fn postgres_newer_schema_is_refused_untouched() {
     }
     let tables = pg_tables(&pg.url).await;
     let e = Store::open(&pg.url).await.unwrap_err();
-    assert!(matches!(e, StoreError::TooNew { found: 7, .. }), "{e}");
+    assert!(
+        matches!(e, StoreError::TooNew { found, .. } if found == SCHEMA_VERSION + 1),
+        "{e}"
+    );
     assert_eq!(pg_tables(&pg.url).await, tables);
     let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     let v: String =
@@ -199,7 +203,7 @@ async fn postgres_newer_schema_is_refused_untouched() {
             .fetch_one(&mut c)
             .await
             .unwrap();
-    assert_eq!(v, "7");
+    assert_eq!(v, (SCHEMA_VERSION + 1).to_string());
 }
 
 #[tokio::test]

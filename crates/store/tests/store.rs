@@ -1576,6 +1576,9 @@ async fn long_range_read_returns_every_field(s: &Store) {
 /// rollup read must equal the aggregation of the raw results stored so far.
 async fn rollups_match_raw_results_for_random_batches(s: &Store) {
     const MIN: i64 = 60_000;
+    // Compaction every few minutes of data (cut on any minute), so results are folded
+    // while others still wait in the recent tier, many times over.
+    s.set_compaction_minutes(4, 1);
     let mut hosts = Vec::new();
     for name in ["r1", "r2", "r3"] {
         hosts.push(s.create_host(&host(name)).await.unwrap());
@@ -1666,12 +1669,18 @@ async fn a_result_stored_again_replaces_the_stored_one(s: &Store) {
         s.latest_result(h, "a.cpu").await.unwrap(),
         Some(again[1].clone())
     );
-    // The rollups count the replaced result twice, as documented.
+    // A result replaced while it is still in the recent tier (not yet folded into the
+    // rollups: PostgreSQL, migration 0007) is counted once; one replaced after it was
+    // folded is counted twice, as documented. (SQLite folds at once on this branch.)
     let five = s
         .rollups_range(h, "a.cpu", Resolution::FiveMinutes, 0, 10_000)
         .await
         .unwrap();
-    assert_eq!((five.len(), five[0].count, five[0].worst), (1, 3, Major));
+    let counted = if s.backend_name() == "postgres" { 2 } else { 3 };
+    assert_eq!(
+        (five.len(), five[0].count, five[0].worst),
+        (1, counted, Major)
+    );
 }
 
 /// Results stored out of time order (late batches, replaced results) still read back in

@@ -21,6 +21,33 @@ const MIN: i64 = 60_000;
 /// The version-4 layout of the same data.
 fn downgrade_statements(sqlite: bool) -> Vec<String> {
     let mut sql = Vec::new();
+    if !sqlite {
+        // Migration 0007: the chunks (and the recent tier, empty after `fill`) back into one
+        // results table as 0001 made it.
+        sql.push(
+            "CREATE TABLE results (ts BIGINT NOT NULL, host_id BIGINT NOT NULL, check_id BIGINT, \
+             value DOUBLE PRECISION, plugin_pk INTEGER NOT NULL, result_type SMALLINT NOT NULL, \
+             classification SMALLINT NOT NULL, message TEXT NOT NULL, \
+             PRIMARY KEY (host_id, plugin_pk, ts))"
+                .into(),
+        );
+        sql.push(
+            "INSERT INTO results SELECT u.ts, c.host_id, u.check_id, u.value, c.plugin_pk, \
+             u.result_type, u.classification, u.message FROM result_chunks c, \
+             unnest(c.ts, c.check_id, c.value, c.result_type, c.classification, c.message) \
+             AS u(ts, check_id, value, result_type, classification, message)"
+                .into(),
+        );
+        sql.push(
+            "INSERT INTO results SELECT ts, host_id, check_id, value, plugin_pk, result_type, \
+             classification, message FROM results_recent"
+                .into(),
+        );
+        sql.push("DROP TABLE result_chunks".into());
+        sql.push("DROP TABLE results_recent".into());
+        sql.push("DELETE FROM prophasis_meta WHERE key = 'results_compacted_before'".into());
+        sql.push("DELETE FROM prophasis_meta WHERE key = 'migration_0007'".into());
+    }
     if sqlite {
         let columns =
             "host_id, plugin_pk, ts, check_id, value, message, result_type, classification";
@@ -72,6 +99,21 @@ async fn fill(s: &Store) -> (Vec<CheckResult>, Vec<(HostId, &'static str)>) {
         s.insert_results(batch).await.unwrap();
     }
     assert_matches_raw(s, &all, &series).await;
+    // A version-4 database has every result in latest and rollups. Results in the recent
+    // tier are not folded yet (PostgreSQL, migration 0007): one result a day later (of a
+    // series that goes again) makes the compaction fold all of them.
+    let flush = s.create_host(&host("flush")).await.unwrap();
+    let newest = all.iter().map(|r| r.timestamp).max().unwrap();
+    s.insert_results(&[result(
+        flush,
+        "a.cpu",
+        newest + 24 * 60 * MIN,
+        None,
+        Classification::Ok,
+    )])
+    .await
+    .unwrap();
+    s.delete_host(flush).await.unwrap();
     (all, series)
 }
 
