@@ -15,8 +15,8 @@
 //! multi-row `VALUES` with anonymous `?` placeholders, and as `UNNEST` over arrays on
 //! PostgreSQL; reads of many rows (a 30-day graph is 43,200 rows; the open buckets of a
 //! batch's series) step SQLite's C API on the connection sqlx holds (sqlx's driver hands
-//! each row across a channel, 18× slower) and come back from PostgreSQL as a binary `COPY`
-//! (raw results) or one row of arrays (`array_agg`, rollups).
+//! each row across a channel, 18× slower) and come back from PostgreSQL as rows of arrays
+//! (one per series and hour of raw results; one row of `array_agg` for rollups).
 //! Booleans are `INTEGER` 0/1 on SQLite and `BOOLEAN` on PostgreSQL (both decode to `bool`
 //! through the typed drivers); times are `INTEGER`/`BIGINT` milliseconds.
 //!
@@ -83,8 +83,16 @@
 //! (clustered by series, so a 30-day read of one series stays contiguous) once fifteen
 //! minutes have gathered. A watermark in `prophasis_meta` says which tier holds a minute,
 //! so every result is in exactly one; late results below it go straight into `results`.
-//! Readers, deletes, counts and retention cover both tiers (see `sqlite.rs`). PostgreSQL
-//! has the one `results` table.
+//! Readers, deletes, counts and retention cover both tiers (see `sqlite.rs`).
+//!
+//! PostgreSQL (migration 0007) goes further: a batch only appends its results to
+//! `results_recent` and writes nothing else; `latest` and `rollups` reflect exactly the
+//! results below the watermark. A compaction after a batch (once 65 minutes have gathered,
+//! cut on the hour) folds whole minutes into `latest` and `rollups` with the same merge
+//! code and stores them in `result_chunks`, one row per series and hour holding arrays
+//! sorted by time (a 30-day read is ~720 rows). Readers add the recent tier's rows (the
+//! newest result, rollup buckets aggregated from them) in the same statement. See
+//! `pg_tiers.rs`.
 //!
 //! # Serialised ingest (invariant)
 //! A batch reads the open buckets of its series, merges in Rust and writes them back, so
@@ -475,7 +483,10 @@ impl Store {
         dispatch!(self, check_delete_impact(id))
     }
     pub async fn delete_check(&self, id: CheckId) -> Result<()> {
-        dispatch!(self, delete_check(id))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::delete_check(p, id).await,
+            Backend::Postgres(p) => pg_tiers::delete_check(p, id).await,
+        }
     }
 
     // --- Schedules ---------------------------------------------------------------------

@@ -20,18 +20,19 @@ CREATE TABLE results_recent (
     PRIMARY KEY (host_id, plugin_pk, ts)
 );
 
--- An hour of one-minute results is about 3 kB: keep chunks inline and uncompressed
--- (the default would compress every row above 2 kB, on every write and every read).
+-- `ts`: the chunk's times (for counts, retention and checks in SQL); `checks`: the check ids
+-- it mentions (to find the chunks a check delete rewrites); `data`: the results themselves
+-- in time order, encoded as `pg_tiers::ELEMENT_SQL` says (one bytea per chunk, which the
+-- server sends as is; arrays cost a send function call per element). An hour of one-minute
+-- results is about 3 kB: kept inline and uncompressed (the default would compress every
+-- row above 2 kB, on every write and every read).
 CREATE TABLE result_chunks (
     host_id BIGINT NOT NULL,
     hour BIGINT NOT NULL,
     plugin_pk INTEGER NOT NULL,
     ts BIGINT[] NOT NULL,
-    check_id BIGINT[] NOT NULL,
-    value DOUBLE PRECISION[] NOT NULL,
-    result_type SMALLINT[] NOT NULL,
-    classification SMALLINT[] NOT NULL,
-    message TEXT[] NOT NULL,
+    checks BIGINT[] NOT NULL,
+    data BYTEA NOT NULL,
     PRIMARY KEY (host_id, plugin_pk, hour)
 ) WITH (toast_tuple_target = 8160);
 
@@ -40,11 +41,16 @@ CREATE TABLE result_chunks (
 -- newest minute, which `latest` holds without a scan of every result. (Integer division
 -- truncates towards zero: for a negative time that only moves the watermark later, still
 -- above every stored row.)
-INSERT INTO result_chunks (host_id, plugin_pk, hour, ts, check_id, value, result_type, classification, message)
-SELECT host_id, plugin_pk, hour,
-       array_agg(ts ORDER BY ts), array_agg(check_id ORDER BY ts), array_agg(value ORDER BY ts),
-       array_agg(result_type ORDER BY ts), array_agg(classification ORDER BY ts),
-       array_agg(message ORDER BY ts)
+INSERT INTO result_chunks (host_id, plugin_pk, hour, ts, checks, data)
+SELECT host_id, plugin_pk, hour, array_agg(ts ORDER BY ts),
+       COALESCE(array_agg(DISTINCT check_id) FILTER (WHERE check_id IS NOT NULL), '{}'),
+       string_agg(int8send(ts)
+           || set_byte('\x00'::bytea, 0, (CASE WHEN check_id IS NULL THEN 0 ELSE 1 END)
+              + (CASE WHEN value IS NULL THEN 0 ELSE 2 END))
+           || COALESCE(int8send(check_id), ''::bytea) || COALESCE(float8send(value), ''::bytea)
+           || int2send(result_type) || int2send(classification)
+           || int4send(octet_length(convert_to(message, 'UTF8'))) || convert_to(message, 'UTF8'),
+           ''::bytea ORDER BY ts)
 FROM (SELECT *, (ts - ((ts % 3600000) + 3600000) % 3600000) / 3600000 AS hour FROM results) r
 GROUP BY host_id, plugin_pk, hour;
 
