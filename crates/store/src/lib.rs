@@ -15,8 +15,8 @@
 //! multi-row `VALUES` with anonymous `?` placeholders, and as `UNNEST` over arrays on
 //! PostgreSQL; reads of many rows (a 30-day graph is 43,200 rows; the open buckets of a
 //! batch's series) step SQLite's C API on the connection sqlx holds (sqlx's driver hands
-//! each row across a channel, 18× slower) and come back from PostgreSQL as rows of arrays
-//! (one per series and hour of raw results; one row of `array_agg` for rollups).
+//! each row across a channel, 18× slower) and come back from PostgreSQL as one `bytea` per
+//! series and hour (raw results) or one row of arrays (`array_agg`, rollups).
 //! Booleans are `INTEGER` 0/1 on SQLite and `BOOLEAN` on PostgreSQL (both decode to `bool`
 //! through the typed drivers); times are `INTEGER`/`BIGINT` milliseconds.
 //!
@@ -89,8 +89,8 @@
 //! `results_recent` and writes nothing else; `latest` and `rollups` reflect exactly the
 //! results below the watermark. A compaction after a batch (once 65 minutes have gathered,
 //! cut on the hour) folds whole minutes into `latest` and `rollups` with the same merge
-//! code and stores them in `result_chunks`, one row per series and hour holding arrays
-//! sorted by time (a 30-day read is ~720 rows). Readers add the recent tier's rows (the
+//! code and stores them in `result_chunks`, one row per series and hour holding its
+//! results in time order as one `bytea` (a 30-day read is ~720 rows). Readers add the recent tier's rows (the
 //! newest result, rollup buckets aggregated from them) in the same statement. See
 //! `pg_tiers.rs`.
 //!

@@ -15,9 +15,9 @@
 //! `latest` and `rollups` with the code the immediate path uses (`ingest::prepare_rows`,
 //! `pg::read_open_buckets`, `ingest::merge`, `pg::write_folded`), so each series' latest
 //! row is written once an hour instead of once a batch, writes them as chunks of
-//! `result_chunks` (one row per series and hour: arrays sorted by time, so a 30-day read is
-//! ~720 rows), deletes them from the recent tier and moves the watermark, all in one
-//! transaction.
+//! `result_chunks` (one row per series and hour: its results in time order in one `bytea`,
+//! see [`Chunk`], so a 30-day read is ~720 rows), deletes them from the recent tier and
+//! moves the watermark, all in one transaction.
 //!
 //! Rule: a result whose minute is below the watermark is in `result_chunks` and counted in
 //! `latest`/`rollups`; any other is in `results_recent` and in neither. A batch's results
@@ -366,10 +366,12 @@ pub(crate) async fn write_chunks(
             lookup.iter().map(|k| k.1).collect::<Vec<_>>(),
             lookup.iter().map(|k| k.2).collect::<Vec<_>>(),
         );
+        // Taken out and written back merged: one statement reads and removes them.
         let found = sqlx::query(
-            "SELECT c.host_id, c.plugin_pk, c.hour, c.data FROM result_chunks c \
-             JOIN UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[]) AS k(host_id, plugin_pk, hour) \
-             ON c.host_id = k.host_id AND c.plugin_pk = k.plugin_pk AND c.hour = k.hour",
+            "DELETE FROM result_chunks c \
+             USING UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[]) AS k(host_id, plugin_pk, hour) \
+             WHERE c.host_id = k.host_id AND c.plugin_pk = k.plugin_pk AND c.hour = k.hour \
+             RETURNING c.host_id, c.plugin_pk, c.hour, c.data",
         )
         .bind(&keys.0)
         .bind(&keys.1)
@@ -381,19 +383,6 @@ pub(crate) async fn write_chunks(
             if let Some(a) = Chunk::get(r, 3)? {
                 stored.insert(key, a);
             }
-        }
-        if !stored.is_empty() {
-            let gone: Vec<&(i64, i32, i64)> = stored.keys().collect();
-            sqlx::query(
-                "DELETE FROM result_chunks c \
-                 USING UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[]) AS k(host_id, plugin_pk, hour) \
-                 WHERE c.host_id = k.host_id AND c.plugin_pk = k.plugin_pk AND c.hour = k.hour",
-            )
-            .bind(gone.iter().map(|k| k.0).collect::<Vec<_>>())
-            .bind(gone.iter().map(|k| k.1).collect::<Vec<_>>())
-            .bind(gone.iter().map(|k| k.2).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
         }
     }
     // About 50 bytes per result plus the array headers.
@@ -652,8 +641,8 @@ pub(crate) async fn compact(pool: &PgPool, c: Compaction, newest_minute: i64) ->
 const PK_OF: &str = "(SELECT pk FROM plugins WHERE id = $2)";
 
 /// Raw results of `[from, to)`, oldest first: the chunks of the hours the range touches
-/// (~720 rows for 30 days, decoded from binary arrays) and the series' recent rows as one
-/// row of arrays. Every chunked row is older than every recent one.
+/// (~720 rows for 30 days, one `bytea` each) and the series' recent rows encoded the same
+/// way by the server as one more. Every chunked row is older than every recent one.
 pub(crate) async fn results_range(
     pool: &PgPool,
     host: HostId,
