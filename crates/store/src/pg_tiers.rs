@@ -16,8 +16,9 @@
 //! `pg::read_open_buckets`, `ingest::merge`, `pg::write_folded`), so each series' latest
 //! row is written once an hour instead of once a batch, writes them as chunks of
 //! `result_chunks` (one row per series and hour: its results in time order in one `bytea`,
-//! see [`Chunk`], so a 30-day read is ~720 rows), deletes them from the recent tier and
-//! moves the watermark, all in one transaction.
+//! see [`Chunk`], so a 30-day read is ~720 rows), empties the recent tier (TRUNCATE, then
+//! the minutes that stay are written back: no dead rows to vacuum) and moves the watermark,
+//! all in one transaction.
 //!
 //! Rule: a result whose minute is below the watermark is in `result_chunks` and counted in
 //! `latest`/`rollups`; any other is in `results_recent` and in neither. A batch's results
