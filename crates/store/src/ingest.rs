@@ -93,15 +93,17 @@ pub(crate) struct Prepared<'a> {
     pub rollups: Vec<Agg>,
 }
 
+/// [`rows_of`] then [`prepare_rows`]: how the tests build a prepared batch.
+#[cfg(test)]
 pub(crate) fn prepare<'a>(
     results: &'a [CheckResult],
     plugin_pks: &HashMap<&str, i32>,
 ) -> Prepared<'a> {
-    prepare_rows(rows(results, plugin_pks))
+    prepare_rows(rows_of(results, plugin_pks))
 }
 
-/// The batch as rows, in the order given.
-pub(crate) fn rows<'a>(
+/// The batch as rows, in the caller's order (not yet sorted or deduplicated).
+pub(crate) fn rows_of<'a>(
     results: &'a [CheckResult],
     plugin_pks: &HashMap<&str, i32>,
 ) -> Vec<Row<'a>> {
@@ -122,10 +124,8 @@ pub(crate) fn rows<'a>(
         .collect()
 }
 
-/// [`prepare`] for rows already converted (compaction reads them back from the recent
-/// tier): sorts, keeps the last of equal keys, finds each series' newest row and
-/// aggregates the rows into rollup buckets.
-pub(crate) fn prepare_rows<'a>(mut rows: Vec<Row<'a>>) -> Prepared<'a> {
+/// Sorted by (host, plugin, time) with one row per key, the last one given winning.
+pub(crate) fn sort_dedup<'a>(mut rows: Vec<Row<'a>>) -> Vec<Row<'a>> {
     // Stable sort, then keep the last of equal keys: a result given twice for the same
     // millisecond replaces the earlier one, as it would against a stored row.
     rows.sort_by_key(|r| (r.host_id, r.plugin_pk, r.ts));
@@ -140,7 +140,13 @@ pub(crate) fn prepare_rows<'a>(mut rows: Vec<Row<'a>>) -> Prepared<'a> {
             _ => deduped.push(r),
         }
     }
-    let rows = deduped;
+    deduped
+}
+
+/// [`prepare`] for rows that are already rows (PostgreSQL's compaction reads them back
+/// from the recent tier): sorted, deduplicated, with their latest rows and rollups.
+pub(crate) fn prepare_rows<'a>(rows: Vec<Row<'a>>) -> Prepared<'a> {
+    let rows = sort_dedup(rows);
 
     let mut latest = Vec::new();
     for i in 0..rows.len() {
@@ -468,7 +474,6 @@ mod merge_tests {
 /// The upserts both backends use to write a prepared batch; only how the rows are passed
 /// (multi-row VALUES for SQLite, arrays for PostgreSQL) differs.
 pub(crate) mod sql {
-    pub const INSERT_RESULTS: &str = "INSERT INTO results (host_id, plugin_pk, ts, check_id, value, message, result_type, classification)";
     pub const UPSERT_RESULTS: &str = "ON CONFLICT (host_id, plugin_pk, ts) DO UPDATE SET \
         check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
         result_type = excluded.result_type, classification = excluded.classification";

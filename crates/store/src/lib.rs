@@ -15,8 +15,8 @@
 //! multi-row `VALUES` with anonymous `?` placeholders, and as `UNNEST` over arrays on
 //! PostgreSQL; reads of many rows (a 30-day graph is 43,200 rows; the open buckets of a
 //! batch's series) step SQLite's C API on the connection sqlx holds (sqlx's driver hands
-//! each row across a channel, 18× slower) and come back from PostgreSQL as a binary `COPY`
-//! (raw results) or one row of arrays (`array_agg`, rollups).
+//! each row across a channel, 18× slower) and come back from PostgreSQL as one `bytea` per
+//! series and hour (raw results) or one row of arrays (`array_agg`, rollups).
 //! Booleans are `INTEGER` 0/1 on SQLite and `BOOLEAN` on PostgreSQL (both decode to `bool`
 //! through the typed drivers); times are `INTEGER`/`BIGINT` milliseconds.
 //!
@@ -76,19 +76,21 @@
 //! of one table; retention never deletes an open bucket (it belongs to the latest row,
 //! which is kept). See `ingest.rs`.
 //!
-//! On SQLite raw results live in two tiers (migrations 0006, 0007): a batch only appends
-//! to `results_recent`, clustered by minute, so a batch of 10,000 different series touches
-//! a handful of pages and writes nothing else. Once an hour (more precisely: when the
-//! newest minute is 65 minutes past the watermark), right after a batch and under
-//! the same ingest lock, a compaction folds those results into `latest` and `rollups`
-//! (once per series per hour instead of once per result) and moves them into `results`,
-//! clustered by hour and then series, where they append. A watermark in `prophasis_meta`
-//! splits the tiers and says what is folded: every result below it is in `results` and
-//! folded, every other one is in `results_recent` and not folded yet; late results below
-//! it go straight into `results` and are folded at once. Readers, deletes, counts and
-//! retention cover both tiers, and the latest result and rollups add what the recent tier
-//! holds (see `sqlite.rs`, `sqlite/write.rs`). PostgreSQL has the one `results` table and
-//! folds every batch on arrival.
+//! Raw results live in two tiers on both backends (SQLite migrations 0006 and 0007,
+//! PostgreSQL 0007): a batch only appends to `results_recent` and writes nothing else, so
+//! a batch of 10,000 different series touches a handful of pages instead of a latest row,
+//! rollup buckets and a stored page per series. Once an hour (when the newest minute is 65
+//! minutes past the watermark), right after a batch and under the same ingest lock, a
+//! compaction folds those results into `latest` and `rollups` with the same merge code
+//! (once per series per hour instead of once per result) and moves them into the older
+//! tier: on SQLite `results`, clustered by hour and then series, where they append; on
+//! PostgreSQL `result_chunks`, one row per series and hour holding its results in time
+//! order as one `bytea` (a 30-day read is ~720 rows). A watermark in `prophasis_meta`
+//! splits the tiers and says what is folded: every result below it is in the older tier
+//! and folded, every other one is in `results_recent` and not folded yet; late results
+//! below it go straight into the older tier and are folded at once. Readers, deletes,
+//! counts and retention cover both tiers in one snapshot, and the latest result and rollups
+//! add what the recent tier holds (see `sqlite.rs`, `sqlite/write.rs`, `pg_tiers.rs`).
 //!
 //! # Serialised ingest (invariant)
 //! A batch reads the open buckets of its series, merges in Rust and writes them back, so
@@ -99,8 +101,8 @@
 //! `latest` must take the same locks. Result types and classifications are stored as small integers and the
 //! plugin as an integer surrogate key. A result for the same host, plugin and millisecond
 //! as a stored one replaces it (the rollups then count both: it does not happen in
-//! practice, one check per host runs at a time; on SQLite a result replaced while it is
-//! still in the recent tier counts once). NaN or infinite values are stored as "no
+//! practice, one check per host runs at a time; a result replaced while it is still in
+//! the recent tier counts once). NaN or infinite values are stored as "no
 //! value". [`Store::series`] picks raw results or a rollup resolution by span, so a graph
 //! of a year reads 8,760 hourly rows. [`Store::apply_retention`] deletes what is older than
 //! the [`Retention`] settings; [`spawn_retention`] runs it periodically.
@@ -110,6 +112,7 @@ mod error;
 mod ingest;
 mod peek;
 mod pg;
+mod pg_tiers;
 mod sqlite;
 mod tokens;
 
@@ -307,7 +310,7 @@ pub struct Store {
     retention: RwLock<Retention>,
     /// Serialises [`Store::insert_results`] (see "Serialised ingest" in the crate doc).
     ingest: tokio::sync::Mutex<()>,
-    /// When SQLite moves recent results into the series-clustered table.
+    /// When recent results are compacted (see [`Compaction`]).
     compaction: RwLock<Compaction>,
 }
 
@@ -481,7 +484,10 @@ impl Store {
         dispatch!(self, check_delete_impact(id))
     }
     pub async fn delete_check(&self, id: CheckId) -> Result<()> {
-        dispatch!(self, delete_check(id))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::delete_check(p, id).await,
+            Backend::Postgres(p) => pg_tiers::delete_check(p, id).await,
+        }
     }
 
     // --- Schedules ---------------------------------------------------------------------
@@ -626,13 +632,13 @@ impl Store {
     /// this returns. Unknown hosts, plugins or checks refuse the whole batch.
     pub async fn insert_results(&self, results: &[CheckResult]) -> Result<()> {
         let _one_writer = self.ingest.lock().await;
+        let c = *self.compaction.read().unwrap_or_else(|e| e.into_inner());
         match &self.backend {
             Backend::Sqlite(p) => {
-                sqlite::ops::insert_results(p, results).await?;
+                sqlite::insert_results(p, results).await?;
                 if results.is_empty() {
                     return Ok(());
                 }
-                let c = *self.compaction.read().unwrap_or_else(|e| e.into_inner());
                 // The batch is committed and durable, so its caller must not see an error
                 // (retrying it would count its results twice in the rollups); compaction
                 // simply runs again after the next batch.
@@ -641,14 +647,25 @@ impl Store {
                 }
                 Ok(())
             }
-            Backend::Postgres(p) => pg::ops::insert_results(p, results).await,
+            Backend::Postgres(p) => {
+                let Some(w) = pg_tiers::insert_results(p, results).await? else {
+                    return Ok(());
+                };
+                // As above: committed, so errors are logged and compaction retried later.
+                if w.newest_minute >= w.watermark.saturating_add(c.span) {
+                    if let Err(e) = pg_tiers::compact(p, c, w.newest_minute).await {
+                        tracing::warn!(error = %e, "compacting recent results failed");
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
-    /// Sets when SQLite compacts its recent results (see `sqlite.rs`), in minutes: once the
-    /// newest minute is `span` past the watermark, everything but the newest `keep` minutes
-    /// moves. For tests, which need compaction to happen within a small data set; no
-    /// effect on PostgreSQL.
+    /// Sets when recent results are compacted, in minutes: once the newest minute is
+    /// `span` past the watermark, everything but the newest `keep` minutes moves (with the
+    /// cut on any minute, not on the hour). For tests, which need compaction to happen
+    /// within a small data set.
     #[doc(hidden)]
     pub fn set_compaction_minutes(&self, span: i64, keep: i64) {
         assert!(
@@ -661,42 +678,24 @@ impl Store {
             align: 1,
         };
     }
-    /// Compacts the whole recent tier now, so every stored result is folded into the
-    /// latest rows and rollups (on SQLite; PostgreSQL folds on arrival). For tests that
-    /// need the folded layout, and for a clean hand-over before a downgrade.
-    #[doc(hidden)]
-    pub async fn compact_now(&self) -> Result<()> {
-        let _one_writer = self.ingest.lock().await;
-        match &self.backend {
-            Backend::Sqlite(p) => {
-                let all = Compaction {
-                    span: 0,
-                    keep: -1,
-                    align: 1,
-                };
-                sqlite::compact(p, all).await
-            }
-            Backend::Postgres(_) => Ok(()),
-        }
-    }
     pub async fn latest_result(&self, host: HostId, plugin: &str) -> Result<Option<CheckResult>> {
         match &self.backend {
             Backend::Sqlite(p) => sqlite::fast::latest_result(p, host, plugin).await,
-            Backend::Postgres(p) => pg::ops::latest_result(p, host, plugin).await,
+            Backend::Postgres(p) => pg_tiers::latest_result(p, host, plugin).await,
         }
     }
     /// The newest result of every plugin that has reported on this host, by plugin id.
     pub async fn latest_results_for_host(&self, host: HostId) -> Result<Vec<CheckResult>> {
         match &self.backend {
             Backend::Sqlite(p) => sqlite::fast::latest_results_for_host(p, host).await,
-            Backend::Postgres(p) => pg::ops::latest_results_for_host(p, host).await,
+            Backend::Postgres(p) => pg_tiers::latest_results_for_host(p, host).await,
         }
     }
     /// The newest classification of every (host, plugin): what health starts from.
     pub async fn latest_classifications(&self) -> Result<Vec<LatestClassification>> {
         match &self.backend {
             Backend::Sqlite(p) => sqlite::fast::latest_classifications(p).await,
-            Backend::Postgres(p) => pg::ops::latest_classifications(p).await,
+            Backend::Postgres(p) => pg_tiers::latest_classifications(p).await,
         }
     }
     /// The last `n` results, oldest first, as classifiers want them.
@@ -708,7 +707,7 @@ impl Store {
     ) -> Result<Vec<CheckResult>> {
         match &self.backend {
             Backend::Sqlite(p) => sqlite::fast::last_results(p, host, plugin, n).await,
-            Backend::Postgres(p) => pg::ops::last_results(p, host, plugin, n).await,
+            Backend::Postgres(p) => pg_tiers::last_results(p, host, plugin, n).await,
         }
     }
     /// Raw results with `from <= timestamp < to`, oldest first.
@@ -763,7 +762,10 @@ impl Store {
     /// Deletes raw results and rollups older than the retention allows, relative to `now`.
     pub async fn apply_retention(&self, now: Millis) -> Result<RetentionReport> {
         let retention = self.retention();
-        dispatch!(self, apply_retention(now, &retention))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::ops::apply_retention(p, now, &retention).await,
+            Backend::Postgres(p) => pg_tiers::apply_retention(p, now, &retention).await,
+        }
     }
 }
 

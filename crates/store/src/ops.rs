@@ -5,8 +5,10 @@
 //! What differs between the backends lives in the parent module and is reached through
 //! `super::`: opening a write transaction, listing tables, the migration lock, the bulk
 //! writes of a results batch and storage statistics.
-//! SQLite's second results table (`results_recent`, see `sqlite.rs`) is the one schema
-//! difference the shared statements know about: `result_tables` lists it on SQLite only.
+//! The results tiers are the one schema difference the shared statements know about:
+//! `results` + `results_recent` on SQLite (see `sqlite.rs`), `result_chunks` (arrays per
+//! series and hour) + `results_recent` on PostgreSQL (see `pg_tiers.rs`), where counts,
+//! the check delete and the latest rows of unfolded series have statements of their own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -24,31 +26,32 @@ type DbRow = <DB as sqlx::Database>::Row;
 
 pub(crate) const META_TABLE: &str = "prophasis_meta";
 
-/// The tables that hold raw results. SQLite keeps the newest minutes in a second table,
-/// `results_recent` (see the module doc of `sqlite.rs`); PostgreSQL has one. Statements that
-/// find rows by host, plugin or check run on each; on the recent tier (minutes of data,
-/// clustered by time) that is a short scan.
+fn is_postgres() -> bool {
+    <DB as sqlx::Database>::NAME == "PostgreSQL"
+}
+
+/// The tables that hold raw results: the series-ordered (compacted) tier first, then the
+/// recent tier (see the module docs of `sqlite.rs` and `pg_tiers.rs`). Statements that
+/// find rows by host or plugin run on each; on the recent tier (an hour or less of data)
+/// that is a short scan.
 fn result_tables() -> &'static [&'static str] {
-    if recent_tier().is_some() {
-        &["results", "results_recent"]
+    if is_postgres() {
+        &["result_chunks", "results_recent"]
     } else {
-        &["results"]
+        &["results", "results_recent"]
     }
 }
 
-/// The time-clustered recent tier, on SQLite only.
-fn recent_tier() -> Option<&'static str> {
-    (<DB as sqlx::Database>::NAME == "SQLite").then_some("results_recent")
+/// The recent tier (minutes of data), on both backends.
+fn recent_tier() -> &'static str {
+    "results_recent"
 }
 
-/// On SQLite, the rollup buckets that exist only through results still in the recent
-/// tier (not folded yet, see `sqlite/write.rs`): buckets of those results that are neither
-/// a rollups row nor an open bucket, as ` + (…)` terms of a count whose `$1` is the value
-/// of `column`. Empty on PostgreSQL.
+/// The rollup buckets that exist only through results still in the recent tier (not
+/// folded yet): buckets of those results that are neither a rollups row nor an open
+/// bucket, as ` + (…)` terms of a count whose `$1` is the value of `column`.
 fn unfolded_buckets(column: &str) -> String {
-    let Some(recent) = recent_tier() else {
-        return String::new();
-    };
+    let recent = recent_tier();
     let mut sql = String::new();
     for (code, prefix, ms) in [(1, "m5", 300_000), (2, "h1", 3_600_000)] {
         sql.push_str(&format!(
@@ -64,15 +67,13 @@ fn unfolded_buckets(column: &str) -> String {
 }
 
 /// `SELECT COUNT(*)` of the series (latest results) whose `column` is `$1`: the latest
-/// rows, and on SQLite also series that so far only have results in the recent tier.
+/// rows, and series that so far only have results in the recent tier (no latest row yet).
 fn count_series(column: &str) -> String {
-    match recent_tier() {
-        Some(recent) => format!(
-            "SELECT COUNT(*) FROM (SELECT host_id, plugin_pk FROM latest WHERE {column} = $1 \
-             UNION SELECT host_id, plugin_pk FROM {recent} WHERE {column} = $1)"
-        ),
-        None => format!("SELECT COUNT(*) FROM latest WHERE {column} = $1"),
-    }
+    let recent = recent_tier();
+    format!(
+        "SELECT COUNT(*) FROM (SELECT host_id, plugin_pk FROM latest WHERE {column} = $1 \
+         UNION SELECT host_id, plugin_pk FROM {recent} WHERE {column} = $1) x"
+    )
 }
 
 /// The condition selecting the rows of `table` whose `column` is `$1`. SQLite's `results`
@@ -80,7 +81,7 @@ fn count_series(column: &str) -> String {
 /// that holds results (the hours are listed by hopping from one to the next) instead of a
 /// scan of every row.
 fn rows_where(table: &str, column: &str) -> String {
-    if recent_tier().is_some() && table == "results" && column == "host_id" {
+    if !is_postgres() && table == "results" && column == "host_id" {
         format!(
             "hour IN (WITH RECURSIVE h(x) AS (SELECT MIN(hour) FROM results \
              UNION ALL SELECT (SELECT MIN(hour) FROM results WHERE hour > x) FROM h \
@@ -91,14 +92,22 @@ fn rows_where(table: &str, column: &str) -> String {
     }
 }
 
-/// `SELECT COUNT(*)` of the result rows whose `column` is `$1` in every result table.
+/// `SELECT COUNT(*)` of the results whose `column` is `$1` in every result table, in one
+/// statement (one snapshot). A PostgreSQL chunk holds `cardinality(ts)` results.
 fn count_results(column: &str) -> String {
+    if is_postgres() {
+        return format!(
+            "SELECT (SELECT COALESCE(SUM(cardinality(ts)), 0) FROM result_chunks \
+             WHERE {column} = $1) + (SELECT COUNT(*) FROM results_recent WHERE {column} = $1)"
+        );
+    }
     let parts: Vec<String> = result_tables()
         .iter()
         .map(|t| format!("(SELECT COUNT(*) FROM {t} WHERE {})", rows_where(t, column)))
         .collect();
     format!("SELECT {}", parts.join(" + "))
 }
+
 const APPLICATION: &str = "prophasis";
 
 // ---------------------------------------------------------------------------------------
@@ -251,7 +260,14 @@ fn placeholders(from: usize, n: usize) -> String {
 }
 
 /// Which of `ids` exist in `table`; used to name the first missing reference of a batch.
-async fn existing_ids(conn: &mut Conn, table: &str, ids: &[i64]) -> Result<HashSet<i64>> {
+// PostgreSQL's ingest checks references with it; SQLite's looks ids up one by one
+// through the C API (`sqlite/write.rs`), so that copy is unused.
+#[allow(dead_code)]
+pub(crate) async fn existing_ids(
+    conn: &mut Conn,
+    table: &str,
+    ids: &[i64],
+) -> Result<HashSet<i64>> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -268,7 +284,7 @@ async fn existing_ids(conn: &mut Conn, table: &str, ids: &[i64]) -> Result<HashS
 }
 
 /// Plugin surrogate keys by reverse-DNS id, for the ids that exist.
-async fn plugin_pks(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, i32>> {
+pub(crate) async fn plugin_pks(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, i32>> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -581,6 +597,8 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
 
 pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
+    // A compaction (PostgreSQL) must not write this host's chunks and latest rows back.
+    super::lock_for_ingest(&mut tx).await?;
     for t in result_tables() {
         sqlx::query(&format!(
             "DELETE FROM {t} WHERE {}",
@@ -1015,35 +1033,37 @@ const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_PLUGIN: &str = "UPDATE alerts SET enab
 const ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str = "SELECT COUNT(*) FROM alerts a WHERE EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = a.id AND x.check_id = $1) AND NOT EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = a.id AND x.check_id <> $1)";
-const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
+pub(crate) const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
     "UPDATE alerts SET enabled = $2 WHERE EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = alerts.id AND x.check_id = $1) AND NOT EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = alerts.id AND x.check_id <> $1)";
 
 pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
     let mut tx = super::begin(pool).await?;
+    // A compaction (PostgreSQL) must not write this plugin's chunks and latest rows back.
+    super::lock_for_ingest(&mut tx).await?;
     let pk = plugin_pk(&mut tx, "id", id).await.map_err(|e| match e {
         StoreError::MissingReference { .. } => StoreError::not_found("plugin", id),
         other => other,
     })?;
-    // Results are keyed by host first; going series by series keeps every delete on the
-    // primary key instead of scanning the whole results table.
     let hosts: Vec<i64> = sqlx::query_scalar("SELECT host_id FROM latest WHERE plugin_pk = $1")
         .bind(pk)
         .fetch_all(&mut *tx)
         .await?;
-    // SQLite's results are clustered by time, not series (both tiers): one statement each.
-    let by_series: &[&str] = if let Some(t) = recent_tier() {
-        for t in ["results", t] {
-            sqlx::query(&format!("DELETE FROM {t} WHERE plugin_pk = $1"))
-                .bind(pk)
-                .execute(&mut *tx)
-                .await?;
-        }
-        &["rollups"]
+    // PostgreSQL's chunks are keyed by series: one delete per host on their key. SQLite's
+    // results are clustered by time, not series: one statement. The recent tier is
+    // clustered by time on both: one statement over the hour it holds.
+    let (by_plugin, by_series): (&[&str], &[&str]) = if is_postgres() {
+        (&["results_recent"], &["result_chunks", "rollups"])
     } else {
-        &["results", "rollups"]
+        (&["results", "results_recent"], &["rollups"])
     };
+    for t in by_plugin {
+        sqlx::query(&format!("DELETE FROM {t} WHERE plugin_pk = $1"))
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
+    }
     for host in hosts {
         for t in by_series {
             sqlx::query(&format!(
@@ -1272,6 +1292,8 @@ pub(crate) async fn check_delete_impact(pool: &Pool, id: CheckId) -> Result<Dele
     Ok(DeleteImpact(m))
 }
 
+// PostgreSQL rewrites its chunks instead (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
     sqlx::query(DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK)
@@ -2296,46 +2318,6 @@ pub(crate) async fn mark_all_log_read(pool: &Pool) -> Result<u64> {
 // ---------------------------------------------------------------------------------------
 // Results
 
-/// Checks every reference of the batch once, then hands the prepared rows to the
-/// backend's bulk writer, all in one transaction: the batch is stored whole or not at all,
-/// and durable once this returns.
-pub(crate) async fn insert_results(pool: &Pool, results: &[CheckResult]) -> Result<()> {
-    if results.is_empty() {
-        return Ok(());
-    }
-    let mut plugin_ids: Vec<&str> = results.iter().map(|r| r.plugin_id.as_str()).collect();
-    plugin_ids.sort_unstable();
-    plugin_ids.dedup();
-    let mut host_ids: Vec<i64> = results.iter().map(|r| r.host_id).collect();
-    host_ids.sort_unstable();
-    host_ids.dedup();
-    let mut check_ids: Vec<i64> = results.iter().filter_map(|r| r.check_id).collect();
-    check_ids.sort_unstable();
-    check_ids.dedup();
-
-    let mut tx = super::begin(pool).await?;
-    let pks = plugin_pks(&mut tx, &plugin_ids).await?;
-    if let Some(missing) = plugin_ids.iter().find(|p| !pks.contains_key(**p)) {
-        return Err(StoreError::missing("plugin_id", "plugin", missing));
-    }
-    // SQLite checks hosts and checks inside `store_batch`, through the C API, where one
-    // prepared lookup per id costs less than sqlx's long `IN` lists.
-    if recent_tier().is_none() {
-        let hosts = existing_ids(&mut tx, "hosts", &host_ids).await?;
-        if let Some(missing) = host_ids.iter().find(|h| !hosts.contains(h)) {
-            return Err(StoreError::missing("host_id", "host", missing));
-        }
-        let checks = existing_ids(&mut tx, "checks", &check_ids).await?;
-        if let Some(missing) = check_ids.iter().find(|c| !checks.contains(c)) {
-            return Err(StoreError::missing("check_id", "check", missing));
-        }
-    }
-    let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    super::store_batch(&mut tx, results, &pks, (&host_ids, &check_ids)).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 const RESULT_COLUMNS: &str = "ts, check_id, value, message, result_type, classification";
 const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = $2)";
 
@@ -2352,8 +2334,6 @@ fn result_from(r: &DbRow, host: HostId, plugin: &str) -> Result<CheckResult> {
     })
 }
 
-/// PostgreSQL's; SQLite adds its unfolded recent tier in `sqlite::fast` (the store
-/// dispatches), so this copy is unused there.
 #[allow(dead_code)]
 pub(crate) async fn latest_result(
     pool: &Pool,
@@ -2372,8 +2352,6 @@ pub(crate) async fn latest_result(
         .transpose()
 }
 
-/// PostgreSQL's; SQLite adds its unfolded recent tier in `sqlite::fast` (the store
-/// dispatches), so this copy is unused there.
 #[allow(dead_code)]
 pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result<Vec<CheckResult>> {
     sqlx::query(
@@ -2388,8 +2366,6 @@ pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result
     .collect()
 }
 
-/// PostgreSQL's; SQLite adds its unfolded recent tier in `sqlite::fast` (the store
-/// dispatches), so this copy is unused there.
 #[allow(dead_code)]
 pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClassification>> {
     sqlx::query(
@@ -2408,32 +2384,6 @@ pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClas
         })
     })
     .collect()
-}
-
-/// PostgreSQL's; SQLite reads its two tiers in `sqlite::fast::last_results` (the store
-/// dispatches), so this copy is unused there.
-#[allow(dead_code)]
-pub(crate) async fn last_results(
-    pool: &Pool,
-    host: HostId,
-    plugin: &str,
-    n: u32,
-) -> Result<Vec<CheckResult>> {
-    let sql = format!(
-        "SELECT {RESULT_COLUMNS} FROM results WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF} \
-         ORDER BY ts DESC LIMIT $3"
-    );
-    let mut out = sqlx::query(&sql)
-        .bind(host)
-        .bind(plugin)
-        .bind(n as i64)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| result_from(r, host, plugin))
-        .collect::<Result<Vec<_>>>()?;
-    out.reverse();
-    Ok(out)
 }
 
 /// Long ranges take a backend-specific fast path (see `fast` in `sqlite.rs` and `pg.rs`).
@@ -2458,8 +2408,11 @@ pub(crate) async fn rollups_range(
     super::fast::rollups_range(pool, host, plugin, resolution, from, to).await
 }
 
-/// Deletes what is older than the retention allows, series by series so every delete
-/// walks the primary key, in short transactions so ingest is never held up for long.
+/// SQLite's: deletes what is older than the retention allows, raw results as a prefix of
+/// each tier, rollups series by series so every delete walks the primary key, in short
+/// transactions so ingest is never held up for long.
+// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+#[allow(dead_code)]
 pub(crate) async fn apply_retention(
     pool: &Pool,
     now: Millis,
@@ -2478,9 +2431,13 @@ pub(crate) async fn apply_retention(
     let mut report = RetentionReport::default();
     // SQLite's two tiers are clustered by time (hour, minute): what retention removes
     // there is a prefix of each.
-    if let Some(t) = recent_tier() {
+    {
         let mut tx = super::begin(pool).await?;
-        for (table, bucket, ms) in [("results", "hour", 3_600_000i64), (t, "bucket", 60_000)] {
+        let recent = recent_tier();
+        for (table, bucket, ms) in [
+            ("results", "hour", 3_600_000i64),
+            (recent, "bucket", 60_000),
+        ] {
             report.results += sqlx::query(&format!(
                 "DELETE FROM {table} WHERE {bucket} <= $1 AND ts < $2"
             ))
@@ -2495,17 +2452,6 @@ pub(crate) async fn apply_retention(
     for chunk in series.chunks(200) {
         let mut tx = super::begin(pool).await?;
         for &(host, pk) in chunk {
-            if recent_tier().is_none() {
-                report.results += sqlx::query(
-                    "DELETE FROM results WHERE host_id = $1 AND plugin_pk = $2 AND ts < $3",
-                )
-                .bind(host)
-                .bind(pk)
-                .bind(raw_cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
             for (res, cutoff, counter) in [
                 (
                     Resolution::FiveMinutes,

@@ -41,7 +41,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         7,
-        include_str!("../migrations/postgres/0007_deferred_folding.sql"),
+        include_str!("../migrations/postgres/0007_result_chunks.sql"),
     ),
 ];
 
@@ -93,24 +93,6 @@ pub(crate) async fn lock_for_ingest(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// The open buckets of the batch's series, in one statement (the series as two arrays).
-/// Writes a checked batch inside the ingest transaction: results, and what they do to the
-/// latest rows and rollups.
-pub(crate) async fn store_batch(
-    tx: &mut PgConnection,
-    results: &[prophasis_model::CheckResult],
-    pks: &HashMap<&str, i32>,
-    _checked: (&[i64], &[i64]),
-) -> Result<()> {
-    let prepared = crate::ingest::prepare(results, pks);
-    // Read, merge in Rust, write: the caller (`Store::insert_results`) holds the store's
-    // ingest lock, and the advisory lock keeps other processes out (see
-    // `lock_for_ingest`), so nothing changes the open buckets in between.
-    lock_for_ingest(tx).await?;
-    let stored = read_open_buckets(tx, &prepared).await?;
-    let merged = crate::ingest::merge(&prepared, &stored);
-    write_batch(tx, &prepared, &merged).await
-}
-
 pub(crate) async fn read_open_buckets(
     conn: &mut PgConnection,
     p: &Prepared<'_>,
@@ -162,7 +144,8 @@ pub(crate) async fn list_tables(conn: &mut PgConnection) -> Result<Vec<String>> 
     .await?)
 }
 
-const UNNEST_RESULTS: &str = "UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], \
+pub(crate) const UNNEST_RESULTS: &str =
+    "UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $4::BIGINT[], \
      $5::DOUBLE PRECISION[], $6::TEXT[], $7::SMALLINT[], $8::SMALLINT[])";
 
 /// The columns of a latest row with its open buckets, as arrays.
@@ -194,45 +177,27 @@ const UPDATE_LATEST_FROM: &str =
     h1_bucket, h1_min, h1_max, h1_sum, h1_n_value, h1_n_all, h1_worst) \
     WHERE l.host_id = u.host_id AND l.plugin_pk = u.plugin_pk";
 
+/// Writes a prepared batch into the compacted tier and folds it into `latest` and
+/// `rollups`: PostgreSQL's immediate path, for results below the watermark (late data) and
+/// for the rows a compaction moves. See `pg_tiers.rs`.
 pub(crate) async fn write_batch(
     conn: &mut PgConnection,
     p: &Prepared<'_>,
     m: &Merged,
 ) -> Result<()> {
+    write_folded(conn, p, m, &|_| true).await
+}
+
+/// [`write_batch`], told which hours may already have a chunk (`may_exist`): a chunk
+/// that may exist is read and merged, the others are written without a look.
+pub(crate) async fn write_folded(
+    conn: &mut PgConnection,
+    p: &Prepared<'_>,
+    m: &Merged,
+    may_exist: &(dyn Fn(i64) -> bool + Sync),
+) -> Result<()> {
     use crate::ingest::sql::*;
-    // A plain INSERT costs the server less than INSERT … ON CONFLICT (no speculative
-    // insertion, no extra index probe); a result for a stored (host, plugin, millisecond)
-    // is rare, so that case retries the batch's results with the upsert.
-    sqlx::query("SAVEPOINT results_insert")
-        .execute(&mut *conn)
-        .await?;
-    let plain = bind_results(
-        sqlx::query(&format!("{INSERT_RESULTS} SELECT * FROM {UNNEST_RESULTS}")),
-        &p.rows,
-    )
-    .execute(&mut *conn)
-    .await;
-    match plain {
-        Ok(_) => {
-            sqlx::query("RELEASE SAVEPOINT results_insert")
-                .execute(&mut *conn)
-                .await?;
-        }
-        Err(e) if is_unique_violation(&e) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT results_insert")
-                .execute(&mut *conn)
-                .await?;
-            bind_results(
-                sqlx::query(&format!(
-                    "{INSERT_RESULTS} SELECT * FROM {UNNEST_RESULTS} {UPSERT_RESULTS}"
-                )),
-                &p.rows,
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
+    crate::pg_tiers::write_chunks(conn, &p.rows, may_exist).await?;
 
     for existing in [true, false] {
         let picked: Vec<usize> = (0..p.latest.len())
@@ -308,9 +273,9 @@ pub(crate) async fn write_batch(
     Ok(())
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, DB, sqlx::postgres::PgArguments>;
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, DB, sqlx::postgres::PgArguments>;
 
-fn bind_results<'q, 'a: 'q>(q: PgQuery<'q>, rows: &[Row<'a>]) -> PgQuery<'q> {
+pub(crate) fn bind_results<'q, 'a: 'q>(q: PgQuery<'q>, rows: &[&Row<'a>]) -> PgQuery<'q> {
     q.bind(rows.iter().map(|r| r.host_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.plugin_pk).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.ts).collect::<Vec<_>>())
@@ -321,7 +286,7 @@ fn bind_results<'q, 'a: 'q>(q: PgQuery<'q>, rows: &[Row<'a>]) -> PgQuery<'q> {
         .bind(rows.iter().map(|r| r.classification).collect::<Vec<_>>())
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "23505")
@@ -331,41 +296,25 @@ pub(crate) async fn storage(pool: &PgPool) -> Result<StorageStats> {
     let total: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
         .fetch_one(pool)
         .await?;
-    let results: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('results')")
-        .fetch_one(pool)
-        .await?;
+    let results = crate::pg_tiers::results_bytes(pool).await?;
     Ok(StorageStats {
         total_bytes: total,
         results_bytes: Some(results),
     })
 }
 
-/// Reads of long ranges: raw results as a binary `COPY` parsed here, rollups as one row of
-/// arrays (PostgreSQL aggregates the column values and sqlx decodes seven arrays instead of
-/// 8,760 rows, each with its own per-row bookkeeping).
+/// Reads of long ranges (both tiers, see `pg_tiers.rs`), and the binary `COPY` parser that
+/// compaction reads the recent tier with.
 pub(crate) mod fast {
     use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
     use sqlx::postgres::{PgConnection, PgPool};
-    use sqlx::Row;
 
-    use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
-    use crate::ingest::sql::open_prefix;
-
-    fn same_length(lengths: &[usize]) -> Result<usize> {
-        let n = lengths.first().copied().unwrap_or(0);
-        if lengths.iter().any(|l| *l != n) {
-            return Err(StoreError::Corrupt(
-                "aggregated columns differ in length".into(),
-            ));
-        }
-        Ok(n)
-    }
 
     /// Rows of a binary `COPY … TO STDOUT`, parsed in place: no per-row message objects, no
     /// per-value decoder dispatch.
-    struct CopyRows {
-        buf: Vec<u8>,
+    pub(crate) struct CopyRows {
+        pub(crate) buf: Vec<u8>,
         at: usize,
     }
 
@@ -374,7 +323,7 @@ pub(crate) mod fast {
     }
 
     impl CopyRows {
-        async fn read(conn: &mut PgConnection, statement: &str) -> Result<CopyRows> {
+        pub(crate) async fn read(conn: &mut PgConnection, statement: &str) -> Result<CopyRows> {
             let mut stream = conn.copy_out_raw(statement).await?;
             let mut buf = Vec::new();
             while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
@@ -397,7 +346,7 @@ pub(crate) mod fast {
         }
 
         /// `Some` when another row (of `fields` fields) follows, `None` at the end.
-        fn next_row(&mut self, fields: i16) -> Result<Option<()>> {
+        pub(crate) fn next_row(&mut self, fields: i16) -> Result<Option<()>> {
             let n = i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes"));
             match n {
                 -1 => Ok(None),
@@ -424,54 +373,43 @@ pub(crate) mod fast {
             }
         }
 
-        fn opt_i64(&mut self) -> Result<Option<i64>> {
+        pub(crate) fn opt_i64(&mut self) -> Result<Option<i64>> {
             Ok(self.fixed::<8>()?.map(i64::from_be_bytes))
         }
 
-        fn i64(&mut self) -> Result<i64> {
+        pub(crate) fn i64(&mut self) -> Result<i64> {
             self.opt_i64()?
                 .ok_or_else(|| StoreError::Corrupt("NULL in a NOT NULL column".into()))
         }
 
-        fn opt_f64(&mut self) -> Result<Option<f64>> {
+        pub(crate) fn opt_f64(&mut self) -> Result<Option<f64>> {
             Ok(self.fixed::<8>()?.map(f64::from_be_bytes))
         }
 
-        fn i16(&mut self) -> Result<i16> {
+        pub(crate) fn i16(&mut self) -> Result<i16> {
             self.fixed::<2>()?
                 .map(i16::from_be_bytes)
                 .ok_or_else(|| StoreError::Corrupt("NULL in a NOT NULL column".into()))
         }
 
-        fn text(&mut self) -> Result<String> {
+        pub(crate) fn i32(&mut self) -> Result<i32> {
+            self.fixed::<4>()?
+                .map(i32::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("NULL in a NOT NULL column".into()))
+        }
+
+        /// Where a text field lies in `buf`, checked to be UTF-8, for borrowing it later
+        /// instead of allocating a string per row.
+        pub(crate) fn text_span(&mut self) -> Result<std::ops::Range<usize>> {
+            let start = self.at + 4;
             let b = self.field()?.unwrap_or_default();
-            String::from_utf8(b.to_vec()).map_err(|_| StoreError::Corrupt("text not UTF-8".into()))
+            std::str::from_utf8(b).map_err(|_| StoreError::Corrupt("text not UTF-8".into()))?;
+            let end = start + b.len();
+            Ok(if b.is_empty() { 0..0 } else { start..end })
         }
     }
 
-    async fn plugin_pk(conn: &mut PgConnection, plugin: &str) -> Result<Option<i32>> {
-        Ok(sqlx::query_scalar("SELECT pk FROM plugins WHERE id = $1")
-            .bind(plugin)
-            .fetch_optional(&mut *conn)
-            .await?)
-    }
-
-    /// A 30-day graph is 43,200 rows: they come back as a binary `COPY` of the index-ordered
-    /// scan, parsed in place. benches/pg_read.rs compares the other ways, in alternating
-    /// rounds in one process (2 shared cores; medians per read as wall time, CPU of this
-    /// process, CPU of the PostgreSQL backend). Through the store's pool at load 4–5, this
-    /// path against one row of five `array_agg` arrays in binary format read from the raw
-    /// bytes (one round trip, codes packed into one integer, no `ORDER BY`, sorted here if
-    /// needed): 30.6 / 14.0 / 16.9 ms against 37.8 / 7.3 / 21.7 ms, 47.1 / 14.1 / 18.3 against
-    /// 52.3 / 7.9 / 25.6, and 39.5 / 12.8 / 17.1 against 42.8 / 7.7 / 21.7 with both sides at
-    /// nice -20. The arrays halve this process's CPU (sqlx hands over every `COPY` row as a
-    /// message of its own, a third of the time here) but cost the backend 3–9 ms more
-    /// through the pool (on a dedicated connection about as much as `COPY`; why the pool
-    /// makes a difference for the prepared statement and not for `COPY` is not known), and
-    /// the server is the part several Prophasis nodes share. Also measured and no
-    /// better: a plain `SELECT` with values read raw (twice this process's CPU: a `PgRow`
-    /// per row), five fields instead of six, parsing each `COPY` message without copying it
-    /// into one buffer first, the two halves of the range on two connections at once.
+    /// Both tiers of results (see `pg_tiers.rs`).
     pub(crate) async fn results_range(
         pool: &PgPool,
         host: HostId,
@@ -479,40 +417,10 @@ pub(crate) mod fast {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<CheckResult>> {
-        let mut conn = pool.acquire().await?;
-        let Some(pk) = plugin_pk(&mut conn, plugin).await? else {
-            return Ok(Vec::new());
-        };
-        // COPY takes no parameters; every value spliced in is an integer.
-        let statement = format!(
-            "COPY (SELECT ts, check_id, value, message, result_type, classification FROM results \
-             WHERE host_id = {host} AND plugin_pk = {pk} AND ts >= CAST({from} AS BIGINT) \
-             AND ts < CAST({to} AS BIGINT) ORDER BY ts) \
-             TO STDOUT (FORMAT binary)"
-        );
-        let mut rows = CopyRows::read(&mut conn, &statement).await?;
-        let mut out = Vec::new();
-        while rows.next_row(6)?.is_some() {
-            let timestamp = rows.i64()?;
-            let check_id = rows.opt_i64()?;
-            let value = rows.opt_f64()?;
-            let message = rows.text()?;
-            let result_type = result_type_from(rows.i16()?)?;
-            let classification = classification_from(rows.i16()?)?;
-            out.push(CheckResult {
-                host_id: host,
-                plugin_id: plugin.to_string(),
-                check_id,
-                timestamp,
-                value,
-                message,
-                result_type,
-                classification,
-            });
-        }
-        Ok(out)
+        crate::pg_tiers::results_range(pool, host, plugin, from, to).await
     }
 
+    /// Rollups, open buckets and the not yet folded recent rows (see `pg_tiers.rs`).
     pub(crate) async fn rollups_range(
         pool: &PgPool,
         host: HostId,
@@ -521,58 +429,6 @@ pub(crate) mod fast {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Rollup>> {
-        // The open bucket, newer than every rollups row of the series, is in `latest`; one
-        // statement reads both, so a batch closing it in between cannot hide it.
-        let c = open_prefix(resolution_code(resolution));
-        let row = sqlx::query(&format!(
-            "SELECT array_agg(bucket), array_agg(min_value), array_agg(max_value), array_agg(sum_value), \
-             array_agg(n_value), array_agg(n_all), array_agg(worst) FROM \
-             (SELECT bucket, min_value, max_value, sum_value, n_value, n_all, worst FROM rollups \
-              WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
-              AND resolution = $3 AND bucket >= $4 AND bucket < $5 \
-              UNION ALL \
-              SELECT {c}_bucket, {c}_min, {c}_max, {c}_sum, {c}_n_value, {c}_n_all, {c}_worst FROM latest \
-              WHERE host_id = $1 AND plugin_pk = (SELECT pk FROM plugins WHERE id = $2) \
-              AND {c}_bucket >= $4 AND {c}_bucket < $5 \
-              ORDER BY 1) s"
-        ))
-        .bind(host)
-        .bind(plugin)
-        .bind(resolution_code(resolution))
-        .bind(resolution.bucket_start(from))
-        .bind(to)
-        .fetch_one(pool)
-        .await?;
-        let bucket: Vec<i64> = row.try_get::<Option<_>, _>(0)?.unwrap_or_default();
-        let min: Vec<Option<f64>> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
-        let max: Vec<Option<f64>> = row.try_get::<Option<_>, _>(2)?.unwrap_or_default();
-        let sum: Vec<f64> = row.try_get::<Option<_>, _>(3)?.unwrap_or_default();
-        let n_value: Vec<i64> = row.try_get::<Option<_>, _>(4)?.unwrap_or_default();
-        let n_all: Vec<i64> = row.try_get::<Option<_>, _>(5)?.unwrap_or_default();
-        let worst: Vec<i16> = row.try_get::<Option<_>, _>(6)?.unwrap_or_default();
-        let n = same_length(&[
-            bucket.len(),
-            min.len(),
-            max.len(),
-            sum.len(),
-            n_value.len(),
-            n_all.len(),
-            worst.len(),
-        ])?;
-        (0..n)
-            .map(|i| {
-                Ok(Rollup {
-                    host_id: host,
-                    plugin_id: plugin.to_string(),
-                    resolution,
-                    bucket_start: bucket[i],
-                    min: min[i],
-                    max: max[i],
-                    avg: (n_value[i] > 0).then(|| sum[i] / n_value[i] as f64),
-                    count: n_all[i],
-                    worst: classification_from(worst[i])?,
-                })
-            })
-            .collect()
+        crate::pg_tiers::rollups_range(pool, host, plugin, resolution, from, to).await
     }
 }

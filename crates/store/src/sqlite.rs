@@ -173,6 +173,11 @@ pub(crate) async fn lock_for_migration(_conn: &mut SqliteConnection) -> Result<(
     Ok(())
 }
 
+/// `BEGIN IMMEDIATE` already makes a transaction the only writer of the file.
+pub(crate) async fn lock_for_ingest(_conn: &mut SqliteConnection) -> Result<()> {
+    Ok(())
+}
+
 pub(crate) async fn list_tables(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
@@ -192,7 +197,7 @@ fn bucket_of(ts: i64) -> i64 {
 }
 
 pub(crate) mod write;
-pub(crate) use write::{compact, store_batch};
+pub(crate) use write::{compact, insert_results};
 
 /// Flushes the WAL into the main file first, so the file size is what the data takes.
 pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {

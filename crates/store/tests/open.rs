@@ -183,13 +183,11 @@ async fn postgres_newer_schema_is_refused_untouched() {
     store.close().await;
     {
         let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-        sqlx::query(&format!(
-            "UPDATE prophasis_meta SET value = '{}' WHERE key = 'schema_version'",
-            SCHEMA_VERSION + 1
-        ))
-        .execute(&mut c)
-        .await
-        .unwrap();
+        sqlx::query("UPDATE prophasis_meta SET value = $1 WHERE key = 'schema_version'")
+            .bind((SCHEMA_VERSION + 1).to_string())
+            .execute(&mut c)
+            .await
+            .unwrap();
         c.close().await.unwrap();
     }
     let tables = pg_tables(&pg.url).await;

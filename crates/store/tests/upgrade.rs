@@ -22,6 +22,14 @@ const MIN: i64 = 60_000;
 /// The version-4 layout of the same data.
 fn downgrade_statements(sqlite: bool) -> Vec<String> {
     let mut sql = Vec::new();
+    if !sqlite {
+        // Migration 0007: the results are back in one `results` table (the test writes
+        // them, see `postgres_results_table`); the tiers go.
+        sql.push("DROP TABLE result_chunks".into());
+        sql.push("DROP TABLE results_recent".into());
+        sql.push("DELETE FROM prophasis_meta WHERE key = 'results_compacted_before'".into());
+    }
+    sql.push("DELETE FROM prophasis_meta WHERE key = 'migration_0007'".into());
     if sqlite {
         let columns =
             "host_id, plugin_pk, ts, check_id, value, message, result_type, classification";
@@ -88,9 +96,21 @@ async fn fill(s: &Store) -> (Vec<CheckResult>, Vec<(HostId, &'static str)>) {
         s.insert_results(batch).await.unwrap();
     }
     assert_matches_raw(s, &all, &series).await;
-    // A version-4 binary folded every result into latest and rollups on arrival.
-    s.compact_now().await.unwrap();
-    assert_matches_raw(s, &all, &series).await;
+    // A version-4 database has every result in latest and rollups. Results in the recent
+    // tier are not folded yet (PostgreSQL, migration 0007): one result a day later (of a
+    // series that goes again) makes the compaction fold all of them.
+    let flush = s.create_host(&host("flush")).await.unwrap();
+    let newest = all.iter().map(|r| r.timestamp).max().unwrap();
+    s.insert_results(&[result(
+        flush,
+        "a.cpu",
+        newest + 24 * 60 * MIN,
+        None,
+        Classification::Ok,
+    )])
+    .await
+    .unwrap();
+    s.delete_host(flush).await.unwrap();
     (all, series)
 }
 
@@ -161,6 +181,57 @@ async fn sqlite_version_4_database_with_results_is_upgraded() {
     check_upgraded(&s, stored, &series).await;
 }
 
+/// PostgreSQL's version-6 `results` table holding `stored` (one result per key), as
+/// migration 0007 found it.
+async fn postgres_results_table(c: &mut sqlx::PgConnection, stored: &[CheckResult]) {
+    sqlx::query(
+        "CREATE TABLE results (ts BIGINT NOT NULL, host_id BIGINT NOT NULL, check_id BIGINT, \
+         value DOUBLE PRECISION, plugin_pk INTEGER NOT NULL, result_type SMALLINT NOT NULL, \
+         classification SMALLINT NOT NULL, message TEXT NOT NULL, \
+         PRIMARY KEY (host_id, plugin_pk, ts))",
+    )
+    .execute(&mut *c)
+    .await
+    .unwrap();
+    // The store's codes (src/codes.rs): `fill` stores plugin results only.
+    assert!(stored.iter().all(|r| r.result_type == ResultType::Plugin));
+    let class = |c: Classification| -> i16 {
+        match c {
+            Classification::Ok => 1,
+            Classification::Unknown => 2,
+            Classification::Minor => 3,
+            Classification::Major => 4,
+            Classification::Critical => 5,
+        }
+    };
+    sqlx::query(
+        "INSERT INTO results SELECT r.ts, r.host_id, r.check_id, r.value, p.pk, 0, r.c, r.m \
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::DOUBLE PRECISION[], \
+         $5::TEXT[], $6::SMALLINT[], $7::TEXT[]) AS r(ts, host_id, check_id, value, plugin, c, m) \
+         JOIN plugins p ON p.id = r.plugin",
+    )
+    .bind(stored.iter().map(|r| r.timestamp).collect::<Vec<_>>())
+    .bind(stored.iter().map(|r| r.host_id).collect::<Vec<_>>())
+    .bind(stored.iter().map(|r| r.check_id).collect::<Vec<_>>())
+    .bind(stored.iter().map(|r| r.value).collect::<Vec<_>>())
+    .bind(
+        stored
+            .iter()
+            .map(|r| r.plugin_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        stored
+            .iter()
+            .map(|r| class(r.classification))
+            .collect::<Vec<_>>(),
+    )
+    .bind(stored.iter().map(|r| r.message.clone()).collect::<Vec<_>>())
+    .execute(&mut *c)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn postgres_version_4_database_with_results_is_upgraded() {
     let pg = PgDb::create().await;
@@ -168,6 +239,7 @@ async fn postgres_version_4_database_with_results_is_upgraded() {
     let (stored, series) = fill(&s).await;
     s.close().await;
     let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    postgres_results_table(&mut c, &stored).await;
     for sql in downgrade_statements(false) {
         sqlx::query(&sql).execute(&mut c).await.unwrap();
     }

@@ -1,5 +1,5 @@
-//! Pieces both storage benchmarks use, so their workloads stay the same and their figures
-//! compare: the time units, the plugin and the results they store, and process CPU time.
+//! Pieces of the storage benchmark kept apart from its phases: the time units, the plugin
+//! and the results it stores, and process CPU time.
 
 use std::time::Duration;
 

@@ -71,17 +71,41 @@ unsafe fn watermark(db: *mut ffi::sqlite3) -> Result<i64> {
     .ok_or_else(|| StoreError::Corrupt(format!("{WATERMARK} is missing")))
 }
 
-/// Writes a checked batch inside the ingest transaction (`BEGIN IMMEDIATE`, so the open
-/// buckets read by the late path cannot change before they are written back).
-///
-/// `(hosts, checks)`: the distinct host and check ids the batch names, which must exist.
-pub(crate) async fn store_batch(
+/// Stores a batch in one transaction (`BEGIN IMMEDIATE`, so the open buckets read by the
+/// late path cannot change before they are written back): every reference is checked
+/// once, and the batch is stored whole or not at all, durable once this returns.
+pub(crate) async fn insert_results(pool: &SqlitePool, results: &[CheckResult]) -> Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    fn distinct<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    let plugins = distinct(results.iter().map(|r| r.plugin_id.as_str()).collect());
+    let hosts = distinct(results.iter().map(|r| r.host_id).collect());
+    let checks = distinct(results.iter().filter_map(|r| r.check_id).collect());
+    let mut tx = super::begin(pool).await?;
+    let pks = super::ops::plugin_pks(&mut tx, &plugins).await?;
+    if let Some(missing) = plugins.iter().find(|p| !pks.contains_key(**p)) {
+        return Err(StoreError::missing("plugin_id", "plugin", missing));
+    }
+    let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    store_batch(&mut tx, results, &pks, (&hosts, &checks)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `(hosts, checks)`: the distinct host and check ids the batch names, which must exist
+/// (checked here with one prepared lookup per id: sqlx's long `IN` lists cost more).
+async fn store_batch(
     tx: &mut SqliteConnection,
     results: &[CheckResult],
     pks: &HashMap<&str, i32>,
     (hosts, checks): (&[i64], &[i64]),
 ) -> Result<()> {
-    let rows = ingest::rows(results, pks);
+    let rows = ingest::rows_of(results, pks);
     let mut handle = tx.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: `db` is the transaction's connection, locked by `handle` until every
