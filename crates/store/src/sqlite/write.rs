@@ -28,16 +28,20 @@ use crate::error::{Result, StoreError};
 use crate::ingest::{self, sql::*, Merged, Prepared, Row};
 use crate::Compaction;
 
-/// Inserts one result into a tier whose key starts with a time bucket (`bucket`, the
-/// minute, in `results_recent`; `hour` in `results`); a stored result for the same
-/// (host, plugin, ts) is replaced.
+/// Inserts `rows` results into a tier whose key starts with a time bucket (`bucket`, the
+/// minute, in `results_recent`; `hour` in `results`); with `replace`, a stored result for
+/// the same (host, plugin, ts) is replaced, and of two in one statement the later wins.
 /// `replace: false` is for rows known to be new (compaction: nothing below the watermark
 /// has the key of a recent row), which skips the upsert's conflict handling.
-fn insert_sql(table: &str, bucket: &str, replace: bool) -> String {
+fn insert_sql(table: &str, bucket: &str, replace: bool, rows: usize) -> String {
     let mut sql = format!(
         "INSERT INTO {table} ({bucket}, host_id, plugin_pk, ts, check_id, value, message, \
-         result_type, classification) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+         result_type, classification) VALUES "
     );
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "" } else { ", " });
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    }
     if replace {
         sql.push_str(&format!(
             " ON CONFLICT ({bucket}, host_id, plugin_pk, ts) DO UPDATE SET \
@@ -47,6 +51,9 @@ fn insert_sql(table: &str, bucket: &str, replace: bool) -> String {
     }
     sql
 }
+
+/// Rows per multi-row INSERT: one statement step per this many rows instead of per row.
+const ROWS_PER_STATEMENT: usize = 32;
 
 /// Milliseconds per key bucket of `results`.
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -163,10 +170,24 @@ unsafe fn insert_keyed(
     let mut order: Vec<&Row<'_>> = rows.iter().collect();
     // Stable: of two results for the same key, the one given last is written last and wins.
     order.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
-    let mut s = Stmt::prepare(db, &insert_sql(table, bucket, replace), &[])?;
-    for r in order {
-        s.bind_i64(1, bucket_of(r.ts))?;
-        bind_result(&mut s, 2, r)?;
+    let mut full = Stmt::prepare(
+        db,
+        &insert_sql(table, bucket, replace, ROWS_PER_STATEMENT),
+        &[],
+    )?;
+    for chunk in order.chunks(ROWS_PER_STATEMENT) {
+        let mut tail;
+        let s = if chunk.len() == ROWS_PER_STATEMENT {
+            &mut full
+        } else {
+            tail = Stmt::prepare(db, &insert_sql(table, bucket, replace, chunk.len()), &[])?;
+            &mut tail
+        };
+        for (i, r) in chunk.iter().enumerate() {
+            let first = 9 * i as i32 + 1;
+            s.bind_i64(first, bucket_of(r.ts))?;
+            bind_result(s, first + 1, r)?;
+        }
         s.run()?;
     }
     Ok(())
