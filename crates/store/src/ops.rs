@@ -2408,6 +2408,36 @@ pub(crate) async fn rollups_range(
     super::fast::rollups_range(pool, host, plugin, resolution, from, to).await
 }
 
+/// What one retention pass visits and removes: every series with a latest row, and the
+/// times before which raw results, 5-minute and hourly rollups go. Both backends' passes
+/// start from it.
+pub(crate) struct RetentionPass {
+    pub series: Vec<(i64, i32)>,
+    pub raw_cutoff: Millis,
+    pub five_cutoff: Millis,
+    pub hour_cutoff: Millis,
+}
+
+pub(crate) async fn retention_pass(
+    pool: &Pool,
+    now: Millis,
+    r: &Retention,
+) -> Result<RetentionPass> {
+    const DAY: i64 = 24 * 3600 * 1000;
+    let series = sqlx::query("SELECT host_id, plugin_pk FROM latest")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i32, _>(1)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(RetentionPass {
+        series,
+        raw_cutoff: now - r.raw_days as i64 * DAY,
+        five_cutoff: now - r.five_minute_days as i64 * DAY,
+        hour_cutoff: now - r.hourly_days as i64 * DAY,
+    })
+}
+
 /// SQLite's: deletes what is older than the retention allows, raw results as a prefix of
 /// each tier, rollups series by series so every delete walks the primary key, in short
 /// transactions so ingest is never held up for long.
@@ -2418,16 +2448,12 @@ pub(crate) async fn apply_retention(
     now: Millis,
     r: &Retention,
 ) -> Result<RetentionReport> {
-    const DAY: i64 = 24 * 3600 * 1000;
-    let series = sqlx::query("SELECT host_id, plugin_pk FROM latest")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i32, _>(1)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let raw_cutoff = now - r.raw_days as i64 * DAY;
-    let five_cutoff = now - r.five_minute_days as i64 * DAY;
-    let hour_cutoff = now - r.hourly_days as i64 * DAY;
+    let RetentionPass {
+        series,
+        raw_cutoff,
+        five_cutoff,
+        hour_cutoff,
+    } = retention_pass(pool, now, r).await?;
     let mut report = RetentionReport::default();
     // SQLite's two tiers are clustered by time (hour, minute): what retention removes
     // there is a prefix of each.

@@ -978,16 +978,12 @@ pub(crate) async fn apply_retention(
     now: Millis,
     r: &Retention,
 ) -> Result<RetentionReport> {
-    const DAY: i64 = 24 * 3600 * 1000;
-    let series = sqlx::query("SELECT host_id, plugin_pk FROM latest")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i32, _>(1)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let raw_cutoff = now - r.raw_days as i64 * DAY;
-    let five_cutoff = now - r.five_minute_days as i64 * DAY;
-    let hour_cutoff = now - r.hourly_days as i64 * DAY;
+    let pg::ops::RetentionPass {
+        series,
+        raw_cutoff,
+        five_cutoff,
+        hour_cutoff,
+    } = pg::ops::retention_pass(pool, now, r).await?;
     let mut report = RetentionReport::default();
     let mut tx = pool.begin().await?;
     pg::lock_for_ingest(&mut tx).await?;
