@@ -858,16 +858,23 @@ pub(crate) mod fast {
                         .ok_or_else(|| StoreError::Corrupt(format!("no plugin with key {pk}")))
                 };
                 let mut newest: HashMap<i64, CheckResult> = HashMap::new();
-                let mut minutes = Stmt::prepare(
+                // The minutes present, hopping from one to the next older with a seek each
+                // (`SELECT DISTINCT bucket` would scan every row of the tier).
+                let mut prev = Stmt::prepare(
                     db,
-                    "SELECT DISTINCT bucket FROM results_recent ORDER BY bucket DESC",
-                    &[],
+                    "SELECT bucket FROM results_recent WHERE bucket <= ?1 ORDER BY bucket DESC LIMIT 1",
+                    &[Arg::Int(i64::MAX)],
                 )?;
                 let mut buckets = Vec::new();
-                while minutes.step()? {
-                    buckets.push(minutes.i64(0));
+                while prev.step()? {
+                    let b = prev.i64(0);
+                    buckets.push(b);
+                    if b == i64::MIN {
+                        break;
+                    }
+                    prev.rebind_first(b - 1)?;
                 }
-                drop(minutes);
+                drop(prev);
                 let sql = format!(
                     "SELECT {RESULT_COLUMNS}, plugin_pk FROM results_recent \
                      WHERE bucket = ?1 AND host_id = ?2"
