@@ -76,21 +76,22 @@
 //! of one table; retention never deletes an open bucket (it belongs to the latest row,
 //! which is kept). See `ingest.rs`.
 //!
-//! Raw results live in two tiers on both backends (SQLite migrations 0006 and 0007,
+//! Raw results live in two tiers on both backends (SQLite migrations 0006–0008,
 //! PostgreSQL 0007): a batch only appends to `results_recent` and writes nothing else, so
 //! a batch of 10,000 different series touches a handful of pages instead of a latest row,
 //! rollup buckets and a stored page per series. Once an hour (when the newest minute is 65
 //! minutes past the watermark), right after a batch and under the same ingest lock, a
 //! compaction folds those results into `latest` and `rollups` with the same merge code
 //! (once per series per hour instead of once per result) and moves them into the older
-//! tier: on SQLite `results`, clustered by hour and then series, where they append; on
-//! PostgreSQL `result_chunks`, one row per series and hour holding its results in time
-//! order as one `bytea` (a 30-day read is ~720 rows). A watermark in `prophasis_meta`
+//! tier, `result_chunks`: one row per series and hour holding its results in time order as
+//! one byte string (`chunk.rs`; a 30-day read is ~720 rows), keyed by hour first on SQLite
+//! (the move appends) and by series first on PostgreSQL. A watermark in `prophasis_meta`
 //! splits the tiers and says what is folded: every result below it is in the older tier
 //! and folded, every other one is in `results_recent` and not folded yet; late results
 //! below it go straight into the older tier and are folded at once. Readers, deletes,
 //! counts and retention cover both tiers in one snapshot, and the latest result and rollups
-//! add what the recent tier holds (see `sqlite.rs`, `sqlite/write.rs`, `pg_tiers.rs`).
+//! add what the recent tier holds (see `sqlite.rs`, `sqlite/write.rs`, `sqlite/chunks.rs`,
+//! `pg_tiers.rs`).
 //!
 //! # Serialised ingest (invariant)
 //! A batch reads the open buckets of its series, merges in Rust and writes them back, so
@@ -107,6 +108,7 @@
 //! of a year reads 8,760 hourly rows. [`Store::apply_retention`] deletes what is older than
 //! the [`Retention`] settings; [`spawn_retention`] runs it periodically.
 
+mod chunk;
 mod codes;
 mod error;
 mod ingest;
@@ -127,7 +129,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, StoreError};
 
 /// The newest schema version this binary knows (the same for both backends).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// When a compaction moves recent results out of the recent tier and folds them into the
 /// latest rows and rollups, in minutes (see "Results" in the crate doc).
@@ -485,7 +487,7 @@ impl Store {
     }
     pub async fn delete_check(&self, id: CheckId) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(p) => sqlite::ops::delete_check(p, id).await,
+            Backend::Sqlite(p) => sqlite::chunks::delete_check(p, id).await,
             Backend::Postgres(p) => pg_tiers::delete_check(p, id).await,
         }
     }
@@ -763,7 +765,7 @@ impl Store {
     pub async fn apply_retention(&self, now: Millis) -> Result<RetentionReport> {
         let retention = self.retention();
         match &self.backend {
-            Backend::Sqlite(p) => sqlite::ops::apply_retention(p, now, &retention).await,
+            Backend::Sqlite(p) => sqlite::chunks::apply_retention(p, now, &retention).await,
             Backend::Postgres(p) => pg_tiers::apply_retention(p, now, &retention).await,
         }
     }

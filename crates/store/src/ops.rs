@@ -5,10 +5,10 @@
 //! What differs between the backends lives in the parent module and is reached through
 //! `super::`: opening a write transaction, listing tables, the migration lock, the bulk
 //! writes of a results batch and storage statistics.
-//! The results tiers are the one schema difference the shared statements know about:
-//! `results` + `results_recent` on SQLite (see `sqlite.rs`), `result_chunks` (arrays per
-//! series and hour) + `results_recent` on PostgreSQL (see `pg_tiers.rs`), where counts,
-//! the check delete and the latest rows of unfolded series have statements of their own.
+//! The results tiers are the one schema difference the shared statements know about: both
+//! keep `result_chunks` (one row per series and hour) + `results_recent`, with other keys
+//! and columns (see `sqlite.rs`, `sqlite/chunks.rs` and `pg_tiers.rs`); counts differ, and
+//! the check delete and retention are each backend's own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -35,11 +35,7 @@ fn is_postgres() -> bool {
 /// find rows by host or plugin run on each; on the recent tier (an hour or less of data)
 /// that is a short scan.
 fn result_tables() -> &'static [&'static str] {
-    if is_postgres() {
-        &["result_chunks", "results_recent"]
-    } else {
-        &["results", "results_recent"]
-    }
+    &["result_chunks", "results_recent"]
 }
 
 /// The recent tier (minutes of data), on both backends.
@@ -76,15 +72,15 @@ fn count_series(column: &str) -> String {
     )
 }
 
-/// The condition selecting the rows of `table` whose `column` is `$1`. SQLite's `results`
-/// is keyed by hour first (migration 0007): a host's rows are found with one seek per hour
-/// that holds results (the hours are listed by hopping from one to the next) instead of a
-/// scan of every row.
+/// The condition selecting the rows of `table` whose `column` is `$1`. SQLite's chunks
+/// are keyed by hour first (migration 0008): a host's chunks are found with one seek per
+/// hour that holds any (the hours are listed by hopping from one to the next) instead of a
+/// scan of every chunk.
 fn rows_where(table: &str, column: &str) -> String {
-    if !is_postgres() && table == "results" && column == "host_id" {
+    if !is_postgres() && table == "result_chunks" && column == "host_id" {
         format!(
-            "hour IN (WITH RECURSIVE h(x) AS (SELECT MIN(hour) FROM results \
-             UNION ALL SELECT (SELECT MIN(hour) FROM results WHERE hour > x) FROM h \
+            "hour IN (WITH RECURSIVE h(x) AS (SELECT MIN(hour) FROM result_chunks \
+             UNION ALL SELECT (SELECT MIN(hour) FROM result_chunks WHERE hour > x) FROM h \
              WHERE x IS NOT NULL) SELECT x FROM h WHERE x IS NOT NULL) AND {column} = $1"
         )
     } else {
@@ -92,20 +88,20 @@ fn rows_where(table: &str, column: &str) -> String {
     }
 }
 
-/// `SELECT COUNT(*)` of the results whose `column` is `$1` in every result table, in one
-/// statement (one snapshot). A PostgreSQL chunk holds `cardinality(ts)` results.
+/// `SELECT COUNT(*)` of the results whose `column` is `$1` in both tiers, in one
+/// statement (one snapshot). A chunk holds `cardinality(ts)` results on PostgreSQL, `n`
+/// on SQLite.
 fn count_results(column: &str) -> String {
-    if is_postgres() {
-        return format!(
-            "SELECT (SELECT COALESCE(SUM(cardinality(ts)), 0) FROM result_chunks \
-             WHERE {column} = $1) + (SELECT COUNT(*) FROM results_recent WHERE {column} = $1)"
-        );
-    }
-    let parts: Vec<String> = result_tables()
-        .iter()
-        .map(|t| format!("(SELECT COUNT(*) FROM {t} WHERE {})", rows_where(t, column)))
-        .collect();
-    format!("SELECT {}", parts.join(" + "))
+    let in_chunk = if is_postgres() {
+        "cardinality(ts)"
+    } else {
+        "n"
+    };
+    format!(
+        "SELECT (SELECT COALESCE(SUM({in_chunk}), 0) FROM result_chunks WHERE {}) \
+         + (SELECT COUNT(*) FROM results_recent WHERE {column} = $1)",
+        rows_where("result_chunks", column)
+    )
 }
 
 const APPLICATION: &str = "prophasis";
@@ -173,6 +169,7 @@ pub(crate) async fn migrate(
     for (v, sql) in migrations.iter().filter(|(v, _)| !applied.contains(v)) {
         tracing::info!(version = v, "applying storage migration");
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        super::after_migration(&mut tx, *v).await?;
         record_migration(&mut tx, *v).await?;
         newest = newest.max(*v);
         sqlx::query(&format!(
@@ -1033,7 +1030,7 @@ const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_PLUGIN: &str = "UPDATE alerts SET enab
 const ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str = "SELECT COUNT(*) FROM alerts a WHERE EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = a.id AND x.check_id = $1) AND NOT EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = a.id AND x.check_id <> $1)";
-pub(crate) const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
+const DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK: &str =
     "UPDATE alerts SET enabled = $2 WHERE EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = alerts.id AND x.check_id = $1) AND NOT EXISTS \
     (SELECT 1 FROM alert_checks x WHERE x.alert_id = alerts.id AND x.check_id <> $1)";
@@ -1051,12 +1048,12 @@ pub(crate) async fn delete_plugin(pool: &Pool, id: &str) -> Result<()> {
         .fetch_all(&mut *tx)
         .await?;
     // PostgreSQL's chunks are keyed by series: one delete per host on their key. SQLite's
-    // results are clustered by time, not series: one statement. The recent tier is
-    // clustered by time on both: one statement over the hour it holds.
+    // are keyed by time, not series: one statement. The recent tier is clustered by time
+    // on both: one statement over the hour it holds.
     let (by_plugin, by_series): (&[&str], &[&str]) = if is_postgres() {
         (&["results_recent"], &["result_chunks", "rollups"])
     } else {
-        (&["results", "results_recent"], &["rollups"])
+        (&["result_chunks", "results_recent"], &["rollups"])
     };
     for t in by_plugin {
         sqlx::query(&format!("DELETE FROM {t} WHERE plugin_pk = $1"))
@@ -1292,33 +1289,33 @@ pub(crate) async fn check_delete_impact(pool: &Pool, id: CheckId) -> Result<Dele
     Ok(DeleteImpact(m))
 }
 
-// PostgreSQL rewrites its chunks instead (`pg_tiers.rs`): unused in that copy.
-#[allow(dead_code)]
-pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
-    let mut tx = super::begin(pool).await?;
+/// Deletes check `id` and everything that names it outside the results chunks: alerts left
+/// with no check are disabled, and `results_recent` and `latest` keep their rows without
+/// the check. Each backend then rewrites the chunks that name it (`sqlite/chunks.rs`,
+/// `pg_tiers.rs`), in the same transaction.
+pub(crate) async fn delete_check_outside_chunks(conn: &mut Conn, id: CheckId) -> Result<()> {
     sqlx::query(DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK)
         .bind(id)
         .bind(false)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let done = sqlx::query("DELETE FROM checks WHERE id = $1")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::not_found("check", id));
     }
     // Results outlive their check. There is no index on check_id (it would cost bytes on
-    // every result), so this scans the results; deleting a check is a rare admin action.
-    for t in result_tables().iter().chain(&["latest"]) {
+    // every result); the recent tier holds an hour or so.
+    for t in ["results_recent", "latest"] {
         sqlx::query(&format!(
             "UPDATE {t} SET check_id = NULL WHERE check_id = $1"
         ))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -2438,53 +2435,30 @@ pub(crate) async fn retention_pass(
     })
 }
 
-/// SQLite's: deletes what is older than the retention allows, raw results as a prefix of
-/// each tier, rollups series by series so every delete walks the primary key, in short
-/// transactions so ingest is never held up for long.
-// PostgreSQL has its own (`pg_tiers.rs`): unused in that copy.
+/// SQLite's: deletes the rollups older than the pass's cut-offs, series by series so every
+/// delete walks the primary key, in short transactions so ingest is never held up for long.
+/// (Raw results: `sqlite/chunks.rs`.)
+// PostgreSQL deletes rollups with its chunks (`pg_tiers.rs`): unused in that copy.
 #[allow(dead_code)]
-pub(crate) async fn apply_retention(
+pub(crate) async fn delete_old_rollups(
     pool: &Pool,
-    now: Millis,
-    r: &Retention,
-) -> Result<RetentionReport> {
-    let RetentionPass {
-        series,
-        raw_cutoff,
-        five_cutoff,
-        hour_cutoff,
-    } = retention_pass(pool, now, r).await?;
-    let mut report = RetentionReport::default();
-    // SQLite's two tiers are clustered by time (hour, minute): what retention removes
-    // there is a prefix of each.
-    {
-        let mut tx = super::begin(pool).await?;
-        let recent = recent_tier();
-        for (table, bucket, ms) in [
-            ("results", "hour", 3_600_000i64),
-            (recent, "bucket", 60_000),
-        ] {
-            report.results += sqlx::query(&format!(
-                "DELETE FROM {table} WHERE {bucket} <= $1 AND ts < $2"
-            ))
-            .bind(raw_cutoff.div_euclid(ms))
-            .bind(raw_cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-    }
-    for chunk in series.chunks(200) {
+    pass: &RetentionPass,
+    report: &mut RetentionReport,
+) -> Result<()> {
+    for chunk in pass.series.chunks(200) {
         let mut tx = super::begin(pool).await?;
         for &(host, pk) in chunk {
             for (res, cutoff, counter) in [
                 (
                     Resolution::FiveMinutes,
-                    five_cutoff,
+                    pass.five_cutoff,
                     &mut report.five_minute_rollups,
                 ),
-                (Resolution::OneHour, hour_cutoff, &mut report.hourly_rollups),
+                (
+                    Resolution::OneHour,
+                    pass.hour_cutoff,
+                    &mut report.hourly_rollups,
+                ),
             ] {
                 *counter += sqlx::query(
                     "DELETE FROM rollups WHERE host_id = $1 AND plugin_pk = $2 AND resolution = $3 AND bucket < $4",
@@ -2500,7 +2474,7 @@ pub(crate) async fn apply_retention(
         }
         tx.commit().await?;
     }
-    Ok(report)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

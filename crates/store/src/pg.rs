@@ -43,6 +43,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_result_chunks.sql"),
     ),
+    (
+        8,
+        include_str!("../migrations/postgres/0008_result_chunks.sql"),
+    ),
 ];
 
 /// Any constant works as long as every Prophasis node uses the same one: it makes nodes
@@ -72,6 +76,11 @@ pub(crate) async fn open(url: &str) -> Result<(PgPool, String)> {
 
 pub(crate) async fn begin(pool: &PgPool) -> Result<sqlx::Transaction<'static, DB>> {
     Ok(pool.begin().await?)
+}
+
+/// Steps of a migration that SQL alone cannot do: none on PostgreSQL.
+pub(crate) async fn after_migration(_conn: &mut PgConnection, _version: i64) -> Result<()> {
+    Ok(())
 }
 
 pub(crate) async fn lock_for_migration(conn: &mut PgConnection) -> Result<()> {

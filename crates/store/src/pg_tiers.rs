@@ -34,6 +34,7 @@ use prophasis_model::*;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row as _;
 
+use crate::chunk::{self, hour_of, put_element, Chunk, HOUR_MS};
 use crate::codes::{classification_from, resolution_code, result_type_from};
 use crate::error::{Result, StoreError};
 use crate::ingest::{self, sql::open_prefix, Agg, Row};
@@ -41,17 +42,12 @@ use crate::pg::{self, fast::CopyRows, ops};
 use crate::{Compaction, LatestClassification, Retention, RetentionReport};
 
 const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
 
 /// The `prophasis_meta` key of the tier watermark (a minute number), as on SQLite.
 const WATERMARK: &str = "results_compacted_before";
 
 fn minute_of(ts: i64) -> i64 {
     ts.div_euclid(MINUTE_MS)
-}
-
-fn hour_of(ts: i64) -> i64 {
-    ts.div_euclid(HOUR_MS)
 }
 
 async fn watermark(conn: &mut PgConnection) -> Result<i64> {
@@ -147,22 +143,6 @@ fn put_array<T>(
     b[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
-/// Appends one result in the chunk encoding (see [`Chunk`]).
-fn put_element(b: &mut Vec<u8>, r: &Row<'_>) {
-    b.extend_from_slice(&r.ts.to_be_bytes());
-    b.push(r.check_id.is_some() as u8 | (r.value.is_some() as u8) << 1);
-    if let Some(c) = r.check_id {
-        b.extend_from_slice(&c.to_be_bytes());
-    }
-    if let Some(v) = r.value {
-        b.extend_from_slice(&v.to_be_bytes());
-    }
-    b.extend_from_slice(&r.result_type.to_be_bytes());
-    b.extend_from_slice(&r.classification.to_be_bytes());
-    b.extend_from_slice(&(r.message.len() as i32).to_be_bytes());
-    b.extend_from_slice(r.message.as_bytes());
-}
-
 /// One chunk row: the results of one series and hour, sorted by time.
 fn put_chunk(b: &mut Vec<u8>, hour: i64, rows: &[Row<'_>]) {
     let first = &rows[0];
@@ -171,10 +151,9 @@ fn put_chunk(b: &mut Vec<u8>, hour: i64, rows: &[Row<'_>]) {
     put_i32(b, first.plugin_pk);
     put_i64(b, hour);
     put_array(b, INT8_OID, rows, false, |b, r| put_i64(b, r.ts));
-    let mut checks: Vec<i64> = rows.iter().filter_map(|r| r.check_id).collect();
-    checks.sort_unstable();
-    checks.dedup();
-    put_array(b, INT8_OID, &checks, false, |b, c| put_i64(b, *c));
+    put_array(b, INT8_OID, &chunk::checks_of(rows), false, |b, c| {
+        put_i64(b, *c)
+    });
     let at = b.len();
     b.extend_from_slice(&[0; 4]);
     for r in rows {
@@ -200,27 +179,6 @@ async fn copy_in(conn: &mut PgConnection, statement: &str, data: &[u8]) -> sqlx:
 // ---------------------------------------------------------------------------------------
 // Chunks
 
-/// A chunk's results as `data` holds them: in time order, each one
-/// `ts i64 | flags u8 (1: check_id follows, 2: value follows) | check_id i64 | value f64 |
-/// result_type i16 | classification i16 | message length i32 | message (UTF-8)`,
-/// big-endian like PostgreSQL's binary send functions, so SQL builds the same bytes
-/// ([`ELEMENT_SQL`]: migration 0007, and the recent rows of a read). A read sends one
-/// `bytea` per chunk: with arrays the server called a send function per element (26 ms of
-/// server CPU for 30 days of one series), with bytes it copies them.
-struct Chunk {
-    data: Vec<u8>,
-    elems: Vec<Elem>,
-}
-
-struct Elem {
-    ts: i64,
-    check_id: Option<i64>,
-    value: Option<f64>,
-    result_type: i16,
-    classification: i16,
-    message: std::ops::Range<usize>,
-}
-
 /// The bytes of one recent row in the chunk encoding, as SQL over `results_recent`'s
 /// columns: `string_agg(… ORDER BY ts)` makes a chunk of them.
 pub(crate) const ELEMENT_SQL: &str = "int8send(ts) \
@@ -230,108 +188,12 @@ pub(crate) const ELEMENT_SQL: &str = "int8send(ts) \
     || int2send(result_type) || int2send(classification) \
     || int4send(octet_length(convert_to(message, 'UTF8'))) || convert_to(message, 'UTF8')";
 
-fn corrupt_chunk() -> StoreError {
-    StoreError::Corrupt("a result chunk ends early".into())
-}
-
-impl Chunk {
-    fn new(data: Vec<u8>) -> Result<Chunk> {
-        let mut elems = Vec::with_capacity(data.len() / 40);
-        let mut at = 0usize;
-        let take = |at: &mut usize, n: usize| -> Result<&[u8]> {
-            let end = at.checked_add(n).ok_or_else(corrupt_chunk)?;
-            let b = data.get(*at..end).ok_or_else(corrupt_chunk)?;
-            *at = end;
-            Ok(b)
-        };
-        fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
-            let mut a = [0; N];
-            a.copy_from_slice(b);
-            a
-        }
-        while at < data.len() {
-            let ts = i64::from_be_bytes(arr(take(&mut at, 8)?));
-            let flags = take(&mut at, 1)?[0];
-            let check_id = if flags & 1 != 0 {
-                Some(i64::from_be_bytes(arr(take(&mut at, 8)?)))
-            } else {
-                None
-            };
-            let value = if flags & 2 != 0 {
-                Some(f64::from_be_bytes(arr(take(&mut at, 8)?)))
-            } else {
-                None
-            };
-            let result_type = i16::from_be_bytes(arr(take(&mut at, 2)?));
-            let classification = i16::from_be_bytes(arr(take(&mut at, 2)?));
-            let len = i32::from_be_bytes(arr(take(&mut at, 4)?));
-            let len = usize::try_from(len).map_err(|_| corrupt_chunk())?;
-            let start = at;
-            std::str::from_utf8(take(&mut at, len)?)
-                .map_err(|_| StoreError::Corrupt("text not UTF-8".into()))?;
-            elems.push(Elem {
-                ts,
-                check_id,
-                value,
-                result_type,
-                classification,
-                message: start..at,
-            });
-        }
-        Ok(Chunk { data, elems })
-    }
-
-    /// Column `at` of a row: a chunk, or NULL (an aggregate over no rows).
-    fn get(r: &PgRow, at: usize) -> Result<Option<Chunk>> {
-        r.try_get::<Option<Vec<u8>>, _>(at)?
-            .map(Chunk::new)
-            .transpose()
-    }
-
-    fn message(&self, e: &Elem) -> &str {
-        // Checked to be UTF-8 in `new`.
-        std::str::from_utf8(&self.data[e.message.clone()]).unwrap_or_default()
-    }
-
-    fn row(&self, host_id: i64, plugin_pk: i32, i: usize) -> Row<'_> {
-        let e = &self.elems[i];
-        Row {
-            host_id,
-            plugin_pk,
-            ts: e.ts,
-            check_id: e.check_id,
-            value: e.value,
-            message: self.message(e),
-            result_type: e.result_type,
-            classification: e.classification,
-        }
-    }
-
-    /// Appends the results with `keep(ts)` to `out`.
-    fn push_results(
-        &self,
-        out: &mut Vec<CheckResult>,
-        host: HostId,
-        plugin: &str,
-        keep: impl Fn(i64) -> bool,
-    ) -> Result<()> {
-        for e in &self.elems {
-            if !keep(e.ts) {
-                continue;
-            }
-            out.push(CheckResult {
-                host_id: host,
-                plugin_id: plugin.to_string(),
-                check_id: e.check_id,
-                timestamp: e.ts,
-                value: e.value,
-                message: self.message(e).to_string(),
-                result_type: result_type_from(e.result_type)?,
-                classification: classification_from(e.classification)?,
-            });
-        }
-        Ok(())
-    }
+/// The chunk in column `at` of a row, of the given series, or `None` for NULL (an
+/// aggregate over no rows).
+fn chunk_at(r: &PgRow, (host, plugin_pk): (i64, i32), at: usize) -> Result<Option<Chunk>> {
+    r.try_get::<Option<Vec<u8>>, _>(at)?
+        .map(|data| Chunk::new(host, plugin_pk, data))
+        .transpose()
 }
 
 /// Writes `rows` (sorted by host, plugin and time, one per key) into their chunks. A chunk
@@ -346,15 +208,7 @@ pub(crate) async fn write_chunks(
     if rows.is_empty() {
         return Ok(());
     }
-    // (host, plugin, hour) and where its rows are.
-    let mut groups: Vec<((i64, i32, i64), std::ops::Range<usize>)> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        let key = (r.host_id, r.plugin_pk, hour_of(r.ts));
-        match groups.last_mut() {
-            Some((k, range)) if *k == key => range.end = i + 1,
-            _ => groups.push((key, i..i + 1)),
-        }
-    }
+    let groups = chunk::groups(rows);
     let lookup: Vec<(i64, i32, i64)> = groups
         .iter()
         .map(|(k, _)| *k)
@@ -380,8 +234,8 @@ pub(crate) async fn write_chunks(
         .fetch_all(&mut *conn)
         .await?;
         for r in &found {
-            let key = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-            if let Some(a) = Chunk::get(r, 3)? {
+            let key: (i64, i32, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            if let Some(a) = chunk_at(r, (key.0, key.1), 3)? {
                 stored.insert(key, a);
             }
         }
@@ -394,22 +248,7 @@ pub(crate) async fn write_chunks(
         match stored.get(key) {
             None => put_chunk(&mut buf, key.2, new),
             Some(old) => {
-                merged.clear();
-                let (mut i, mut j) = (0, 0);
-                let olds = &old.elems;
-                while i < olds.len() || j < new.len() {
-                    let take_new = j < new.len() && (i >= olds.len() || new[j].ts <= olds[i].ts);
-                    if take_new {
-                        if i < olds.len() && olds[i].ts == new[j].ts {
-                            i += 1; // replaced
-                        }
-                        merged.push(new[j]);
-                        j += 1;
-                    } else {
-                        merged.push(old.row(key.0, key.1, i));
-                        i += 1;
-                    }
-                }
+                old.merge_into(new, &mut merged);
                 put_chunk(&mut buf, key.2, &merged);
             }
         }
@@ -679,7 +518,7 @@ pub(crate) async fn results_range(
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        if let Some(a) = Chunk::get(r, 0)? {
+        if let Some(a) = chunk_at(r, (host, 0), 0)? {
             a.push_results(&mut out, host, plugin, |ts| ts >= from && ts < to)?;
         }
     }
@@ -719,7 +558,7 @@ pub(crate) async fn last_results(
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        if let Some(a) = Chunk::get(r, 0)? {
+        if let Some(a) = chunk_at(r, (host, 0), 0)? {
             a.push_results(&mut out, host, plugin, |_| true)?;
         }
     }
@@ -918,26 +757,7 @@ pub(crate) async fn delete_check(pool: &PgPool, id: CheckId) -> Result<()> {
     let mut tx = pool.begin().await?;
     // A compaction must not write chunks it read before this back.
     pg::lock_for_ingest(&mut tx).await?;
-    sqlx::query(ops::DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK)
-        .bind(id)
-        .bind(false)
-        .execute(&mut *tx)
-        .await?;
-    let done = sqlx::query("DELETE FROM checks WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::not_found("check", id));
-    }
-    for t in ["results_recent", "latest"] {
-        sqlx::query(&format!(
-            "UPDATE {t} SET check_id = NULL WHERE check_id = $1"
-        ))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    ops::delete_check_outside_chunks(&mut tx, id).await?;
     let found = sqlx::query(
         "DELETE FROM result_chunks WHERE $1 = ANY(checks) RETURNING host_id, plugin_pk, data",
     )
@@ -947,14 +767,13 @@ pub(crate) async fn delete_check(pool: &PgPool, id: CheckId) -> Result<()> {
     let mut chunks = Vec::new();
     for r in &found {
         let (h, p): (i64, i32) = (r.try_get(0)?, r.try_get(1)?);
-        if let Some(c) = Chunk::get(r, 2)? {
-            chunks.push((h, p, c));
+        if let Some(c) = chunk_at(r, (h, p), 2)? {
+            chunks.push(c);
         }
     }
     let mut rows = Vec::new();
-    for (h, p, c) in &chunks {
-        for i in 0..c.elems.len() {
-            let mut r = c.row(*h, *p, i);
+    for c in &chunks {
+        for mut r in c.rows() {
             if r.check_id == Some(id) {
                 r.check_id = None;
             }
@@ -1028,18 +847,16 @@ pub(crate) async fn apply_retention(
         let mut trimmed = Vec::new();
         for row in &found {
             let (h, p): (i64, i32) = (row.try_get(0)?, row.try_get(1)?);
-            if let Some(a) = Chunk::get(row, 2)? {
-                trimmed.push((h, p, a));
+            if let Some(a) = chunk_at(row, (h, p), 2)? {
+                trimmed.push(a);
             }
         }
         let mut kept: Vec<Row<'_>> = Vec::new();
-        for (h, p, a) in &trimmed {
-            for i in 0..a.elems.len() {
-                if a.elems[i].ts < raw_cutoff {
-                    report.results += 1;
-                } else {
-                    kept.push(a.row(*h, *p, i));
-                }
+        for r in trimmed.iter().flat_map(|c| c.rows()) {
+            if r.ts < raw_cutoff {
+                report.results += 1;
+            } else {
+                kept.push(r);
             }
         }
         write_chunks(&mut tx, &kept, &|_| false).await?;

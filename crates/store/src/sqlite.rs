@@ -3,18 +3,19 @@
 //! `BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing when a
 //! read lock cannot be upgraded.
 //!
-//! Results live in two tiers (migrations 0006, 0007). A batch in which every result is
+//! Results live in two tiers (migrations 0006–0008). A batch in which every result is
 //! another series would dirty one page per series of a series-clustered table, and WAL mode
 //! writes each dirty page at commit; so batches land in `results_recent`, clustered by
 //! minute first (appends near the end of one tree), and nothing else is written per result:
-//! [`compact`] (`sqlite/write.rs`) moves whole hours into `results` (clustered by hour, then
-//! series) and folds them into `latest` and `rollups` as it goes. The watermark
-//! `results_compacted_before` (a minute number in `prophasis_meta`) splits the tiers: a row
-//! whose minute is below it is in `results` and folded, any other is in `results_recent`
-//! and not folded yet. Late results below the watermark go straight into `results` and are
-//! folded at once. Readers that need both tiers read them in one snapshot (one statement or
-//! one read transaction), so a compaction in between can neither hide nor duplicate a row;
-//! the latest result, the latest classifications and rollups add the recent tier's rows.
+//! [`compact`] (`sqlite/write.rs`) moves whole hours into `result_chunks` (one row per
+//! series and hour, its results in one blob: `sqlite/chunks.rs`) and folds them into
+//! `latest` and `rollups` as it goes. The watermark `results_compacted_before` (a minute
+//! number in `prophasis_meta`) splits the tiers: a result whose minute is below it is in a
+//! chunk and folded, any other is in `results_recent` and not folded yet. Late results
+//! below the watermark are merged into their chunks and folded at once. Readers that need
+//! both tiers read them in one snapshot (one read transaction), so a compaction in between
+//! can neither hide nor duplicate a row; the latest result, the latest classifications and
+//! rollups add the recent tier's rows.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -55,6 +56,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../migrations/sqlite/0007_deferred_folding.sql"),
+    ),
+    (
+        8,
+        include_str!("../migrations/sqlite/0008_result_chunks.sql"),
     ),
 ];
 
@@ -168,6 +173,15 @@ pub(crate) async fn begin(pool: &SqlitePool) -> Result<sqlx::Transaction<'static
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
+/// Steps of a migration that SQL alone cannot do, run after its SQL in the same
+/// transaction: version 8 encodes the rows of `results` into chunks.
+pub(crate) async fn after_migration(conn: &mut SqliteConnection, version: i64) -> Result<()> {
+    match version {
+        8 => chunks::convert_results(conn).await,
+        _ => Ok(()),
+    }
+}
+
 /// `BEGIN IMMEDIATE` already gives the migrating connection the only write lock.
 pub(crate) async fn lock_for_migration(_conn: &mut SqliteConnection) -> Result<()> {
     Ok(())
@@ -196,6 +210,7 @@ fn bucket_of(ts: i64) -> i64 {
     ts.div_euclid(BUCKET_MS)
 }
 
+pub(crate) mod chunks;
 pub(crate) mod write;
 pub(crate) use write::{compact, insert_results};
 
@@ -211,7 +226,8 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
         .fetch_one(pool)
         .await?;
     let results: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(pgsize) AS INTEGER) FROM dbstat WHERE name IN ('results', 'results_recent')",
+        "SELECT CAST(SUM(pgsize) AS INTEGER) FROM dbstat \
+         WHERE name IN ('result_chunks', 'result_chunks_key', 'results_recent')",
     )
     .fetch_one(pool)
     .await
@@ -238,7 +254,7 @@ pub(crate) mod fast {
     use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
     use sqlx::sqlite::SqlitePool;
 
-    use super::write;
+    use crate::chunk::{self, hour_of};
     use crate::codes::{classification_from, resolution_code, result_type_from};
     use crate::error::{Result, StoreError};
     use crate::ingest::{sql::open_prefix, sql::OPEN_COLUMNS, Agg, OpenBuckets, Prepared};
@@ -415,12 +431,47 @@ pub(crate) mod fast {
             })
         }
 
+        pub(super) fn bind_blob(&mut self, idx: c_int, b: &[u8]) -> Result<()> {
+            // SAFETY: valid statement; SQLITE_TRANSIENT makes SQLite copy the bytes.
+            self.check(unsafe {
+                ffi::sqlite3_bind_blob(
+                    self.raw,
+                    idx,
+                    b.as_ptr().cast(),
+                    b.len() as c_int,
+                    ffi::SQLITE_TRANSIENT(),
+                )
+            })
+        }
+
+        /// Ends the current run (the statement's read of the table with it), keeping the
+        /// bound parameters.
+        pub(super) fn reset(&mut self) {
+            // SAFETY: valid statement, see `prepare`. The error code repeats the last
+            // step's, which that step already returned.
+            unsafe { ffi::sqlite3_reset(self.raw) };
+        }
+
         /// Runs a statement that returns no rows and makes it ready to run again.
         pub(super) fn run(&mut self) -> Result<()> {
             let stepped = self.step();
             // SAFETY: valid statement, see `prepare`.
             unsafe { ffi::sqlite3_reset(self.raw) };
             stepped.map(|_| ())
+        }
+
+        /// The bytes of a BLOB column without copying them: valid until the next step or
+        /// reset.
+        pub(super) fn blob(&self, col: c_int) -> &[u8] {
+            // SAFETY: as for `text`; a zero-length BLOB gives a null pointer.
+            unsafe {
+                let p = ffi::sqlite3_column_blob(self.raw, col);
+                if p.is_null() {
+                    return &[];
+                }
+                let n = ffi::sqlite3_column_bytes(self.raw, col) as usize;
+                std::slice::from_raw_parts(p.cast::<u8>(), n)
+            }
         }
 
         /// The text of a column without copying it: valid until the next step or reset.
@@ -561,17 +612,18 @@ pub(crate) mod fast {
         Ok(())
     }
 
-    /// Gives `f` the rows of one series with `from <= ts < to` from a tier keyed by a time
-    /// bucket first (`results` by hour, `results_recent` by minute), oldest first: for each
-    /// bucket in `first..=last` that holds any rows, a seek to it and one into the series'
-    /// rows there; buckets without rows cost nothing.
+    /// Gives `f` the rows `rows` returns for each bucket in `first..=last` of a tier keyed
+    /// by a time bucket first (`result_chunks` by hour, `results_recent` by minute) that
+    /// holds any rows, oldest first: a seek to the next bucket present, then `rows` run
+    /// with that bucket as `?1` (its other parameters are the caller's); buckets without
+    /// rows cost nothing.
     ///
     /// SAFETY: as for [`Stmt::prepare`].
     unsafe fn walk_forward(
         db: *mut ffi::sqlite3,
         (table, bucket): (&str, &str),
         (first, last): (i64, i64),
-        (host, pk, from, to): (HostId, i64, Millis, Millis),
+        rows: &mut Stmt,
         f: &mut dyn FnMut(&Stmt) -> Result<()>,
     ) -> Result<()> {
         if first > last {
@@ -585,18 +637,6 @@ pub(crate) mod fast {
             ),
             &[Arg::Int(first), Arg::Int(last)],
         )?;
-        let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM {table} WHERE {bucket} = ?1 \
-             AND host_id = ?2 AND plugin_pk = ?3 AND ts >= ?4 AND ts < ?5 ORDER BY ts"
-        );
-        let args = [
-            Arg::Int(first),
-            Arg::Int(host),
-            Arg::Int(pk),
-            Arg::Int(from),
-            Arg::Int(to),
-        ];
-        let mut rows = Stmt::prepare(db, &sql, &args)?;
         let mut at = first;
         loop {
             next.rebind_first(at)?;
@@ -606,7 +646,7 @@ pub(crate) mod fast {
             let b = next.i64(0);
             rows.rebind_first(b)?;
             while rows.step()? {
-                f(&rows)?;
+                f(rows)?;
             }
             if b >= last {
                 return Ok(());
@@ -615,11 +655,18 @@ pub(crate) mod fast {
         }
     }
 
-    /// Both tiers, oldest first: `results` below the watermark hour by hour, then
-    /// `results_recent` minute by minute (a seek to the next minute present and
-    /// one into that minute's rows of this series), never a scan of the recent tier. Every
-    /// row of `results` is older than every row of `results_recent`, so the concatenation is
-    /// in time order.
+    /// The result rows of one series and recent minute (`?1`) with `?4 <= ts < ?5`.
+    fn recent_in_minute() -> String {
+        format!(
+            "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
+             AND host_id = ?2 AND plugin_pk = ?3 AND ts >= ?4 AND ts < ?5 ORDER BY ts"
+        )
+    }
+
+    /// Both tiers, oldest first: the series' chunks below the watermark hour by hour, then
+    /// `results_recent` minute by minute (a seek to the next minute present and one into
+    /// that minute's rows of this series), never a scan of the recent tier. Every chunked
+    /// result is older than every recent one, so the concatenation is in time order.
     pub(crate) async fn results_range(
         pool: &SqlitePool,
         host: HostId,
@@ -642,20 +689,40 @@ pub(crate) mod fast {
                     return Ok(());
                 };
                 let split = watermark.saturating_mul(super::BUCKET_MS);
-                let mut push = |row: &Stmt| push_result(&mut out, row, host, plugin);
                 if from < split {
                     let before = to.min(split);
+                    let mut rows = Stmt::prepare(
+                        db,
+                        super::chunks::CHUNK_OF_SERIES,
+                        &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)],
+                    )?;
                     walk_forward(
                         db,
-                        ("results", "hour"),
-                        (write::hour_of(from), write::hour_of(before - 1)),
-                        (host, pk, from, before),
-                        &mut push,
+                        ("result_chunks", "hour"),
+                        (hour_of(from), hour_of(before - 1)),
+                        &mut rows,
+                        &mut |row| {
+                            let data = row.blob(0);
+                            chunk::for_each(data, |e| {
+                                if e.ts >= from && e.ts < before {
+                                    out.push(chunk::to_result(data, &e, host, plugin)?);
+                                }
+                                Ok(())
+                            })
+                        },
                     )?;
                 }
                 if to <= split {
                     return Ok(());
                 }
+                let args = [
+                    Arg::Int(0),
+                    Arg::Int(host),
+                    Arg::Int(pk),
+                    Arg::Int(from),
+                    Arg::Int(to),
+                ];
+                let mut rows = Stmt::prepare(db, &recent_in_minute(), &args)?;
                 walk_forward(
                     db,
                     ("results_recent", "bucket"),
@@ -663,8 +730,8 @@ pub(crate) mod fast {
                         super::bucket_of(from).max(watermark),
                         super::bucket_of(to - 1),
                     ),
-                    (host, pk, from, to),
-                    &mut push,
+                    &mut rows,
+                    &mut |row| push_result(&mut out, row, host, plugin),
                 )
             })?;
         }
@@ -674,7 +741,7 @@ pub(crate) mod fast {
 
     /// The newest `n` results of a series across both tiers, oldest first: the recent tier
     /// minute by minute from the newest (at most a few dozen minutes are there), then the
-    /// rest from `results`.
+    /// rest from the series' chunks.
     pub(crate) async fn last_results(
         pool: &SqlitePool,
         host: HostId,
@@ -695,16 +762,15 @@ pub(crate) mod fast {
                 let Some((pk, _)) = series_and_watermark(db, plugin)? else {
                     return Ok(());
                 };
-                let mut take = |row: &Stmt| {
-                    if out.len() == n {
-                        return Ok(false);
-                    }
+                recent_newest_first(db, host, pk, |row| {
                     push_result(&mut out, row, host, plugin)?;
                     Ok(out.len() < n)
-                };
-                recent_newest_first(db, host, pk, &mut take)?;
-                // Then `results`, hour by hour back from the series' newest folded result
-                // (its latest row).
+                })?;
+                if out.len() == n {
+                    return Ok(());
+                }
+                // Then the chunks, hour by hour back from the series' newest folded result
+                // (its latest row), each chunk's results newest first.
                 let mut newest = Stmt::prepare(
                     db,
                     "SELECT ts FROM latest WHERE host_id = ?1 AND plugin_pk = ?2",
@@ -716,16 +782,36 @@ pub(crate) mod fast {
                     None
                 };
                 drop(newest);
-                if let Some(start) = start {
-                    walk_backward(
-                        db,
-                        ("results", "hour"),
-                        write::hour_of(start),
-                        (host, pk),
-                        &mut take,
-                    )?;
-                }
-                Ok(())
+                let Some(start) = start else {
+                    return Ok(());
+                };
+                let mut rows = Stmt::prepare(
+                    db,
+                    super::chunks::CHUNK_OF_SERIES,
+                    &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)],
+                )?;
+                let mut elems = Vec::new();
+                walk_backward(
+                    db,
+                    ("result_chunks", "hour"),
+                    hour_of(start),
+                    &mut rows,
+                    |row| {
+                        let data = row.blob(0);
+                        elems.clear();
+                        chunk::for_each(data, |e| {
+                            elems.push(e);
+                            Ok(())
+                        })?;
+                        for e in elems.iter().rev() {
+                            if out.len() == n {
+                                break;
+                            }
+                            out.push(chunk::to_result(data, e, host, plugin)?);
+                        }
+                        Ok(out.len() < n)
+                    },
+                )
             })?;
         }
         drop(handle);
@@ -733,17 +819,17 @@ pub(crate) mod fast {
         Ok(out)
     }
 
-    /// Gives `f` the rows of one series from a tier keyed by a time bucket first
-    /// (`results` by hour, `results_recent` by minute), newest first, from bucket `start`
-    /// down, until `f` says stop: for each bucket that holds any rows, a seek to it and one
-    /// into the series' rows there.
+    /// Gives `f` the rows `rows` returns for each bucket of a tier keyed by a time bucket
+    /// first (`result_chunks` by hour, `results_recent` by minute) that holds any rows,
+    /// newest first, from bucket `start` down, until `f` says stop: a seek to the previous
+    /// bucket present, then `rows` run with that bucket as `?1`.
     ///
     /// SAFETY: as for [`Stmt::prepare`].
     unsafe fn walk_backward(
         db: *mut ffi::sqlite3,
         (table, bucket): (&str, &str),
         start: i64,
-        (host, pk): (HostId, i64),
+        rows: &mut Stmt,
         mut f: impl FnMut(&Stmt) -> Result<bool>,
     ) -> Result<()> {
         let mut prev = Stmt::prepare(
@@ -753,11 +839,6 @@ pub(crate) mod fast {
             ),
             &[Arg::Int(start)],
         )?;
-        let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM {table} WHERE {bucket} = ?1 \
-             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
-        );
-        let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
         let mut at = start;
         loop {
             prev.rebind_first(at)?;
@@ -767,7 +848,7 @@ pub(crate) mod fast {
             let b = prev.i64(0);
             rows.rebind_first(b)?;
             while rows.step()? {
-                if !f(&rows)? {
+                if !f(rows)? {
                     return Ok(());
                 }
             }
@@ -778,7 +859,8 @@ pub(crate) mod fast {
         }
     }
 
-    /// [`walk_backward`] over the whole recent tier.
+    /// The recent rows of a series, newest first, until `f` says stop: [`walk_backward`]
+    /// over the whole recent tier.
     ///
     /// SAFETY: as for [`Stmt::prepare`].
     unsafe fn recent_newest_first(
@@ -787,7 +869,12 @@ pub(crate) mod fast {
         pk: i64,
         f: impl FnMut(&Stmt) -> Result<bool>,
     ) -> Result<()> {
-        walk_backward(db, ("results_recent", "bucket"), i64::MAX, (host, pk), f)
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM results_recent WHERE bucket = ?1 \
+             AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
+        );
+        let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
+        walk_backward(db, ("results_recent", "bucket"), i64::MAX, &mut rows, f)
     }
 
     /// The newest result of a series: its newest row in the recent tier if it has one

@@ -36,6 +36,7 @@ on_both_backends!(
     rollups_match_raw_results_for_random_batches,
     a_result_stored_again_replaces_the_stored_one,
     range_read_is_in_time_order_however_stored,
+    chunked_results_are_merged_rewritten_and_trimmed,
 );
 
 fn field_of(e: &StoreError) -> &str {
@@ -1751,4 +1752,132 @@ async fn postgres_range_read_in_heap_order_is_put_in_time_order() {
     let store = Store::open(&pg.url).await.unwrap();
     range_read_is_in_time_order_however_stored(&store).await;
     store.close().await;
+}
+
+/// Results that compaction has moved into hourly chunks: a late result merges into its
+/// chunk (replacing the same millisecond), deleting a check rewrites the chunks naming it,
+/// and retention drops whole chunks and trims the one its cut-off falls in, on the hour
+/// or inside it.
+async fn chunked_results_are_merged_rewritten_and_trimmed(s: &Store) {
+    const HOUR: i64 = 3_600_000;
+    const MIN: i64 = 60_000;
+    s.set_compaction_minutes(3, 1);
+    let h = s.create_host(&host("h")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let c1 = s
+        .create_check(&check("c1", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let c2 = s
+        .create_check(&check("c2", vec![h], &["a.cpu"]))
+        .await
+        .unwrap();
+    let start = 1_000 * HOUR;
+    let mut model: std::collections::BTreeMap<Millis, CheckResult> = Default::default();
+    // Three hours of one result a minute, ten minutes to a batch, then one more result ten
+    // minutes later: compaction has moved the three hours into chunks.
+    for batch in 0..18 {
+        let rows: Vec<CheckResult> = (0..10)
+            .map(|m| {
+                let i = batch * 10 + m;
+                let mut r = result(
+                    h,
+                    "a.cpu",
+                    start + i * MIN + 7,
+                    Some(i as f64),
+                    Classification::Ok,
+                );
+                r.check_id = Some(if i % 2 == 0 { c1 } else { c2 });
+                r.message = format!("minute {i}");
+                r
+            })
+            .collect();
+        s.insert_results(&rows).await.unwrap();
+        model.extend(rows.into_iter().map(|r| (r.timestamp, r)));
+    }
+    let last = result(
+        h,
+        "a.cpu",
+        start + 3 * HOUR + 10 * MIN,
+        None,
+        Classification::Minor,
+    );
+    s.insert_results(std::slice::from_ref(&last)).await.unwrap();
+    model.insert(last.timestamp, last);
+    let all = |m: &std::collections::BTreeMap<Millis, CheckResult>| -> Vec<CheckResult> {
+        m.values().cloned().collect()
+    };
+    let read = |from, to| s.results_range(h, "a.cpu", from, to);
+    assert_eq!(read(0, start + 4 * HOUR).await.unwrap(), all(&model));
+
+    // Late: one replaces a stored millisecond of the second hour, one is new in it.
+    let mut again = result(
+        h,
+        "a.cpu",
+        start + 70 * MIN + 7,
+        Some(-1.0),
+        Classification::Critical,
+    );
+    again.message = "given again".into();
+    let new = result(
+        h,
+        "a.cpu",
+        start + 70 * MIN + 30_000,
+        Some(0.5),
+        Classification::Major,
+    );
+    s.insert_results(&[again.clone(), new.clone()])
+        .await
+        .unwrap();
+    model.insert(again.timestamp, again);
+    model.insert(new.timestamp, new);
+    assert_eq!(read(0, start + 4 * HOUR).await.unwrap(), all(&model));
+    assert_eq!(
+        read(start + 69 * MIN, start + 71 * MIN).await.unwrap(),
+        model
+            .range(start + 69 * MIN..start + 71 * MIN)
+            .map(|(_, r)| r.clone())
+            .collect::<Vec<_>>(),
+        "a range inside one chunk"
+    );
+    let n = model.len();
+    assert_eq!(s.last_results(h, "a.cpu", 500).await.unwrap(), all(&model));
+    assert_eq!(
+        s.last_results(h, "a.cpu", 75).await.unwrap(),
+        all(&model)[n - 75..].to_vec(),
+        "the newest 75 span the recent tier and two chunks"
+    );
+    assert_eq!(
+        s.host_delete_impact(h).await.unwrap().0["results"],
+        n as i64
+    );
+
+    // Deleting c1 leaves its results without a check, c2's untouched.
+    s.delete_check(c1).await.unwrap();
+    for r in model.values_mut() {
+        if r.check_id == Some(c1) {
+            r.check_id = None;
+        }
+    }
+    assert_eq!(read(0, start + 4 * HOUR).await.unwrap(), all(&model));
+
+    // Retention: a cut-off inside the second hour, then one on the hour.
+    s.set_retention(prophasis_store::Retention {
+        raw_days: 1,
+        five_minute_days: 400,
+        hourly_days: 400,
+    });
+    for cutoff in [start + HOUR + 17 * MIN + 30_000, start + 3 * HOUR] {
+        let gone = model.range(..cutoff).count() as u64;
+        let report = s.apply_retention(cutoff + 24 * HOUR).await.unwrap();
+        assert_eq!(report.results, gone, "cut-off {cutoff}");
+        model.retain(|ts, _| *ts >= cutoff);
+        assert_eq!(read(0, start + 4 * HOUR).await.unwrap(), all(&model));
+        assert_eq!(s.last_results(h, "a.cpu", 500).await.unwrap(), all(&model));
+        assert_eq!(
+            s.host_delete_impact(h).await.unwrap().0["results"],
+            model.len() as i64
+        );
+    }
+    assert_eq!(model.len(), 1, "only the newest result is left");
 }

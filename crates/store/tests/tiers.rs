@@ -1,9 +1,10 @@
-//! SQLite keeps the newest minutes of results in `results_recent` and moves older minutes
-//! into `results` (compaction, after a batch). Every reader, delete and count must see each
-//! result exactly once whichever tier holds it, also while compaction moves rows between
-//! batches. The same case runs on PostgreSQL (one table), where it must give the same
-//! answers. Compaction is set to run every two minutes of data, so it happens dozens of
-//! times here.
+//! Both backends keep the newest minutes of results in `results_recent` and move older
+//! minutes into `result_chunks`, one row per series and hour (compaction, after a batch).
+//! Every reader, delete and count must see each result exactly once whichever tier holds
+//! it, also while compaction moves rows between batches. The same case runs on both
+//! backends (SQLite's tiers are also looked at directly here; PostgreSQL's in
+//! pg_tiers.rs). Compaction is set to run every two minutes of data, so it happens dozens
+//! of times here.
 
 mod common;
 
@@ -149,7 +150,7 @@ struct Tiers {
 
 async fn tiers(url: &str) -> Tiers {
     let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-    let old = sqlx::query_scalar("SELECT COUNT(*) FROM results")
+    let old = sqlx::query_scalar("SELECT COALESCE(SUM(n), 0) FROM result_chunks")
         .fetch_one(&mut c)
         .await
         .unwrap();
@@ -163,11 +164,11 @@ async fn tiers(url: &str) -> Tiers {
     .fetch_one(&mut c)
     .await
     .unwrap();
-    // The tier rule itself: nothing below the watermark in the recent tier, nothing at or
-    // above it in `results`.
+    // The tier rule itself: nothing below the watermark in the recent tier, no chunk of an
+    // hour that starts at or above it.
     let misplaced: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM results_recent WHERE bucket < CAST($1 AS INTEGER)) \
-         + (SELECT COUNT(*) FROM results WHERE ts >= CAST($1 AS INTEGER) * 60000)",
+         + (SELECT COUNT(*) FROM result_chunks WHERE hour * 60 >= CAST($1 AS INTEGER))",
     )
     .bind(&watermark)
     .fetch_one(&mut c)
@@ -331,8 +332,8 @@ async fn every_result_once_across_tiers(s: &Store, sqlite: Option<&str>) {
     }
     assert_reads(s, &model, &series, &mut rng).await;
 
-    // Retention with its raw cutoff inside the recent tier: everything in `results` goes,
-    // and the older part of the recent tier.
+    // Retention with its raw cutoff inside the recent tier: every chunk goes, and the older
+    // part of the recent tier.
     let cutoff = newest - 2 * MIN;
     s.set_retention(Retention {
         raw_days: 1,

@@ -6,9 +6,10 @@
 //! database back into the version-4 layout (every bucket in `rollups`, `latest` without
 //! the open-bucket columns, no record of migration 0005): the rows a version-4 binary
 //! would have written for the same results. Each backend has its own test because the
-//! connection types differ. Migrations 0006 and 0007 (SQLite's recent-results tier and
-//! its hour-keyed `results`) are undone too, so the SQLite test also upgrades through them:
-//! existing results must end up in `results`, folded.
+//! connection types differ. The results tiers of later migrations (0006–0008: the recent
+//! tier and chunks) are undone too, and the version-4 `results` table is written from the
+//! stored results, so both tests also upgrade through them: existing results must end up
+//! in chunks, folded (on SQLite, migration 0008 encodes them in the binary).
 
 mod common;
 
@@ -29,24 +30,10 @@ fn downgrade_statements(sqlite: bool) -> Vec<String> {
         sql.push("DROP TABLE results_recent".into());
         sql.push("DELETE FROM prophasis_meta WHERE key = 'results_compacted_before'".into());
     }
-    sql.push("DELETE FROM prophasis_meta WHERE key = 'migration_0007'".into());
     if sqlite {
-        let columns =
-            "host_id, plugin_pk, ts, check_id, value, message, result_type, classification";
-        // Version 4's results table: clustered by series, no hour column (migration 0007).
-        sql.push(
-            "CREATE TABLE results_v4 (host_id INTEGER NOT NULL, plugin_pk INTEGER NOT NULL, \
-             ts INTEGER NOT NULL, check_id INTEGER, value REAL, message TEXT NOT NULL, \
-             result_type INTEGER NOT NULL, classification INTEGER NOT NULL, \
-             PRIMARY KEY (host_id, plugin_pk, ts)) WITHOUT ROWID"
-                .into(),
-        );
-        sql.push(format!(
-            "INSERT INTO results_v4 ({columns}) SELECT {columns} FROM results \
-             UNION ALL SELECT {columns} FROM results_recent"
-        ));
-        sql.push("DROP TABLE results".into());
-        sql.push("ALTER TABLE results_v4 RENAME TO results".into());
+        // Migrations 0006–0008: the results are back in one `results` table (the test
+        // writes them, see `sqlite_results_table`); the tiers go.
+        sql.push("DROP TABLE result_chunks".into());
         sql.push("DROP TABLE results_recent".into());
         sql.push("DELETE FROM prophasis_meta WHERE key = 'results_compacted_before'".into());
     }
@@ -144,6 +131,48 @@ async fn check_upgraded(s: &Store, mut stored: Vec<CheckResult>, series: &[(Host
     assert_matches_raw(s, &stored, series).await;
 }
 
+/// The store's codes (src/codes.rs) of a classification.
+fn class(c: Classification) -> i16 {
+    match c {
+        Classification::Ok => 1,
+        Classification::Unknown => 2,
+        Classification::Minor => 3,
+        Classification::Major => 4,
+        Classification::Critical => 5,
+    }
+}
+
+/// SQLite's version-4 `results` table (clustered by series) holding `stored` (one result
+/// per key), as migration 0006 found it.
+async fn sqlite_results_table(c: &mut sqlx::SqliteConnection, stored: &[CheckResult]) {
+    sqlx::query(
+        "CREATE TABLE results (host_id INTEGER NOT NULL, plugin_pk INTEGER NOT NULL, \
+         ts INTEGER NOT NULL, check_id INTEGER, value REAL, message TEXT NOT NULL, \
+         result_type INTEGER NOT NULL, classification INTEGER NOT NULL, \
+         PRIMARY KEY (host_id, plugin_pk, ts)) WITHOUT ROWID",
+    )
+    .execute(&mut *c)
+    .await
+    .unwrap();
+    // `fill` stores plugin results only (code 0).
+    assert!(stored.iter().all(|r| r.result_type == ResultType::Plugin));
+    for r in stored {
+        sqlx::query(
+            "INSERT INTO results SELECT $1, pk, $2, $3, $4, $5, 0, $6 FROM plugins WHERE id = $7",
+        )
+        .bind(r.host_id)
+        .bind(r.timestamp)
+        .bind(r.check_id)
+        .bind(r.value)
+        .bind(&r.message)
+        .bind(class(r.classification))
+        .bind(&r.plugin_id)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn sqlite_version_4_database_with_results_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,6 +181,7 @@ async fn sqlite_version_4_database_with_results_is_upgraded() {
     let (stored, series) = fill(&s).await;
     s.close().await;
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlite_results_table(&mut c, &stored).await;
     for sql in downgrade_statements(true) {
         sqlx::query(&sql).execute(&mut c).await.unwrap();
     }
@@ -174,7 +204,16 @@ async fn sqlite_version_4_database_with_results_is_upgraded() {
     .fetch_one(&mut c)
     .await
     .unwrap();
+    // Migration 0008 encoded every result into chunks and dropped `results`.
+    let (chunked, left): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT SUM(n) FROM result_chunks), \
+         (SELECT COUNT(*) FROM sqlite_master WHERE name = 'results')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
     c.close().await.unwrap();
+    assert_eq!((chunked, left), (stored.len() as i64, 0));
     let newest = stored.iter().map(|r| r.timestamp).max().unwrap();
     assert_eq!(recent, 0);
     assert_eq!(watermark, (newest / MIN + 1).to_string());
@@ -193,17 +232,8 @@ async fn postgres_results_table(c: &mut sqlx::PgConnection, stored: &[CheckResul
     .execute(&mut *c)
     .await
     .unwrap();
-    // The store's codes (src/codes.rs): `fill` stores plugin results only.
+    // `fill` stores plugin results only (code 0).
     assert!(stored.iter().all(|r| r.result_type == ResultType::Plugin));
-    let class = |c: Classification| -> i16 {
-        match c {
-            Classification::Ok => 1,
-            Classification::Unknown => 2,
-            Classification::Minor => 3,
-            Classification::Major => 4,
-            Classification::Critical => 5,
-        }
-    };
     sqlx::query(
         "INSERT INTO results SELECT r.ts, r.host_id, r.check_id, r.value, p.pk, 0, r.c, r.m \
          FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::DOUBLE PRECISION[], \

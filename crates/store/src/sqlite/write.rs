@@ -1,19 +1,20 @@
 //! SQLite's write path. A batch appends its results to the recent tier and writes nothing
 //! else: the `latest` rows (with their open buckets) and `rollups` describe exactly the
 //! results below the tier watermark, and [`compact`] folds the recent results into them
-//! when it moves them to `results`, once per series per compaction instead of once per
-//! result. Readers add what is still in the recent tier (see `fast` in `sqlite.rs`).
+//! when it moves them into chunks (`chunks.rs`), once per series per compaction instead of
+//! once per result. Readers add what is still in the recent tier (see `fast` in
+//! `sqlite.rs`).
 //!
-//! Why: with every result a different series, each `latest` update and each write into
-//! the series-clustered `results` lands on a different page; appending to a tree
-//! clustered by minute touches a handful. Per result the batch is then one B-tree append
-//! through a prepared statement (sqlx's multi-row statements cost more in argument
-//! binding and statement journaling than the insert itself), and compaction moves whole
-//! hours, so a series' tail page in `results` is written once per hour, not every minute.
+//! Why: with every result a different series, each `latest` update and each write into a
+//! series-clustered table lands on a different page; appending to a tree clustered by
+//! minute touches a handful. Per result the batch is then one B-tree append through a
+//! prepared statement (sqlx's multi-row statements cost more in argument binding and
+//! statement journaling than the insert itself), and compaction moves whole hours, one
+//! chunk row per series.
 //!
 //! Results older than the watermark ("late") cannot wait for a compaction that will never
-//! reach them: they go straight into `results` and are folded into `latest` and `rollups`
-//! in the same transaction, which is consistent because every recent result is newer.
+//! reach them: they are merged into their chunks and folded into `latest` and `rollups` in
+//! the same transaction, which is consistent because every recent result is newer.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,47 +23,37 @@ use libsqlite3_sys as ffi;
 use prophasis_model::CheckResult;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
+use super::chunks;
 use super::fast::{read_open_buckets, Arg, Stmt};
 use super::{bucket_of, ops::META_TABLE, WATERMARK};
+use crate::chunk;
 use crate::error::{Result, StoreError};
 use crate::ingest::{self, sql::*, Merged, Prepared, Row};
 use crate::Compaction;
 
-/// Inserts `rows` results into a tier whose key starts with a time bucket (`bucket`, the
-/// minute, in `results_recent`; `hour` in `results`); with `replace`, a stored result for
-/// the same (host, plugin, ts) is replaced, and of two in one statement the later wins.
-/// `replace: false` is for rows known to be new (compaction: nothing below the watermark
-/// has the key of a recent row), which skips the upsert's conflict handling.
-fn insert_sql(table: &str, bucket: &str, replace: bool, rows: usize) -> String {
-    let mut sql = format!(
-        "INSERT INTO {table} ({bucket}, host_id, plugin_pk, ts, check_id, value, message, \
-         result_type, classification) VALUES "
+/// Inserts `rows` results into the recent tier; a stored result for the same
+/// (host, plugin, ts) is replaced, and of two in one statement the later wins.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO results_recent (bucket, host_id, plugin_pk, ts, check_id, value, message, \
+         result_type, classification) VALUES ",
     );
     for i in 0..rows {
         sql.push_str(if i == 0 { "" } else { ", " });
         sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
     }
-    if replace {
-        sql.push_str(&format!(
-            " ON CONFLICT ({bucket}, host_id, plugin_pk, ts) DO UPDATE SET \
-             check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
-             result_type = excluded.result_type, classification = excluded.classification"
-        ));
-    }
+    sql.push_str(
+        " ON CONFLICT (bucket, host_id, plugin_pk, ts) DO UPDATE SET \
+         check_id = excluded.check_id, value = excluded.value, message = excluded.message, \
+         result_type = excluded.result_type, classification = excluded.classification",
+    );
     sql
 }
 
 /// Rows per multi-row INSERT: one statement step per this many rows instead of per row.
 const ROWS_PER_STATEMENT: usize = 32;
 
-/// Milliseconds per key bucket of `results`.
-pub(crate) const HOUR_MS: i64 = 3_600_000;
-
-pub(crate) fn hour_of(ts: i64) -> i64 {
-    ts.div_euclid(HOUR_MS)
-}
-
-/// The tier watermark, a minute number: rows below it are in `results` and folded.
+/// The tier watermark, a minute number: rows below it are in chunks and folded.
 ///
 /// SAFETY: as for [`Stmt::prepare`].
 unsafe fn watermark(db: *mut ffi::sqlite3) -> Result<i64> {
@@ -145,7 +136,7 @@ async fn store_batch(
             let p = ingest::prepare_rows(late);
             let stored = read_open_buckets(db, &p)?;
             let m = ingest::merge(&p, &stored);
-            upsert_results(db, &p.rows, true)?;
+            chunks::write(db, &p.rows, |_| true)?;
             write_folded(db, &p, &m)?;
         }
     }
@@ -153,34 +144,23 @@ async fn store_batch(
     Ok(())
 }
 
-/// Writes rows into a tier in its key order (so they append), each keyed by `bucket_of`.
+/// Appends rows to the recent tier in its key order, 32 to a statement.
 ///
 /// SAFETY: as for [`Stmt::prepare`].
-unsafe fn insert_keyed(
-    db: *mut ffi::sqlite3,
-    table: &str,
-    bucket: &str,
-    bucket_of: fn(i64) -> i64,
-    rows: &[Row<'_>],
-    replace: bool,
-) -> Result<()> {
+unsafe fn insert_recent(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut order: Vec<&Row<'_>> = rows.iter().collect();
     // Stable: of two results for the same key, the one given last is written last and wins.
     order.sort_by_key(|r| (bucket_of(r.ts), r.host_id, r.plugin_pk, r.ts));
-    let mut full = Stmt::prepare(
-        db,
-        &insert_sql(table, bucket, replace, ROWS_PER_STATEMENT),
-        &[],
-    )?;
+    let mut full = Stmt::prepare(db, &insert_sql(ROWS_PER_STATEMENT), &[])?;
     for chunk in order.chunks(ROWS_PER_STATEMENT) {
         let mut tail;
         let s = if chunk.len() == ROWS_PER_STATEMENT {
             &mut full
         } else {
-            tail = Stmt::prepare(db, &insert_sql(table, bucket, replace, chunk.len()), &[])?;
+            tail = Stmt::prepare(db, &insert_sql(chunk.len()), &[])?;
             &mut tail
         };
         for (i, r) in chunk.iter().enumerate() {
@@ -191,16 +171,6 @@ unsafe fn insert_keyed(
         s.run()?;
     }
     Ok(())
-}
-
-/// SAFETY: as for [`Stmt::prepare`].
-unsafe fn insert_recent(db: *mut ffi::sqlite3, rows: &[Row<'_>]) -> Result<()> {
-    insert_keyed(db, "results_recent", "bucket", bucket_of, rows, true)
-}
-
-/// SAFETY: as for [`Stmt::prepare`].
-unsafe fn upsert_results(db: *mut ffi::sqlite3, rows: &[Row<'_>], replace: bool) -> Result<()> {
-    insert_keyed(db, "results", "hour", hour_of, rows, replace)
 }
 
 /// Binds host, plugin, ts, check, value, message, result type and classification from
@@ -266,7 +236,7 @@ unsafe fn write_folded(db: *mut ffi::sqlite3, p: &Prepared<'_>, m: &Merged) -> R
 }
 
 /// When the newest recent minute is `span` past the watermark, moves every minute below
-/// (newest − `keep`, rounded down to a multiple of `align`) into `results` and folds those
+/// (newest − `keep`, rounded down to a multiple of `align`) into chunks and folds those
 /// results into `latest` and `rollups`; one transaction, so each result is in exactly one
 /// tier, folded exactly when it is below the watermark. Runs after a batch has committed,
 /// with the store's ingest lock held.
@@ -365,12 +335,16 @@ unsafe fn compact_locked(db: *mut ffi::sqlite3, c: Compaction) -> Result<Option<
             classification: r.classification,
         })
         .collect();
-    // In series order: the folding needs it, and the inserts then walk `results` once.
+    // In series order: the folding and the chunks need it.
     let p = ingest::prepare_rows(rows);
     let open = read_open_buckets(db, &p)?;
     let m = ingest::merge(&p, &open);
     write_folded(db, &p, &m)?;
-    upsert_results(db, &p.rows, false)?;
+    // Chunks exist only below the watermark: the one hour they can share with the moved
+    // rows is the watermark's, when it is not on the hour.
+    let below_ms = below.saturating_mul(super::BUCKET_MS);
+    let shared = (below_ms.rem_euclid(chunk::HOUR_MS) != 0).then(|| chunk::hour_of(below_ms));
+    chunks::write(db, &p.rows, |hour| Some(hour) == shared)?;
     // A prefix of the recent tree.
     Stmt::prepare(
         db,
