@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use prophasis_model::{CheckResult, Resolution};
+use prophasis_model::{CheckResult, Resolution, Rollup};
 
 use crate::codes::{classification_code, resolution_code, result_type_code};
 
@@ -78,6 +78,22 @@ impl Agg {
         self.n_value += o.n_value;
         self.n_all += o.n_all;
         self.worst = self.worst.max(o.worst);
+    }
+
+    /// The bucket as readers get it: the average from sum and count, the worst
+    /// classification by name.
+    pub fn to_rollup(&self, plugin: &str, resolution: Resolution) -> crate::Result<Rollup> {
+        Ok(Rollup {
+            host_id: self.host_id,
+            plugin_id: plugin.to_string(),
+            resolution,
+            bucket_start: self.bucket,
+            min: self.min,
+            max: self.max,
+            avg: (self.n_value > 0).then(|| self.sum / self.n_value as f64),
+            count: self.n_all,
+            worst: crate::codes::classification_from(self.worst)?,
+        })
     }
 }
 

@@ -720,7 +720,10 @@ impl Store {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<CheckResult>> {
-        dispatch!(self, results_range(host, plugin, from, to))
+        match &self.backend {
+            Backend::Sqlite(p) => sqlite::fast::results_range(p, host, plugin, from, to).await,
+            Backend::Postgres(p) => pg_tiers::results_range(p, host, plugin, from, to).await,
+        }
     }
     /// Rollups of the buckets that overlap `[from, to)`, oldest first.
     pub async fn rollups_range(
@@ -731,7 +734,14 @@ impl Store {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Rollup>> {
-        dispatch!(self, rollups_range(host, plugin, resolution, from, to))
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                sqlite::fast::rollups_range(p, host, plugin, resolution, from, to).await
+            }
+            Backend::Postgres(p) => {
+                pg_tiers::rollups_range(p, host, plugin, resolution, from, to).await
+            }
+        }
     }
     /// Data for a graph of `[from, to)`, at the resolution [`choose_resolution`] picks.
     pub async fn series(

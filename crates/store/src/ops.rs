@@ -507,6 +507,27 @@ pub(crate) async fn list_hosts(pool: &Pool) -> Result<Vec<Host>> {
         .collect()
 }
 
+/// What deleting a host or plugin takes of the results: the results in both tiers, the
+/// rollup buckets (closed, open and not yet folded) and the series (latest results) whose
+/// `column` is `id`.
+async fn result_impact(
+    c: &mut Conn,
+    column: &str,
+    id: i64,
+    m: &mut BTreeMap<&'static str, i64>,
+) -> Result<()> {
+    m.insert("results", count(c, &count_results(column), id).await?);
+    let rollups = format!(
+        "SELECT (SELECT COUNT(*) FROM rollups WHERE {column} = $1) \
+         + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE {column} = $1){}",
+        unfolded_buckets(column)
+    );
+    // Open buckets live in the latest rows (migration 0005); counted as before.
+    m.insert("rollups", count(c, &rollups, id).await?);
+    m.insert("latest_results", count(c, &count_series(column), id).await?);
+    Ok(())
+}
+
 pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<DeleteImpact> {
     if !exists(pool, "hosts", id).await? {
         return Err(StoreError::not_found("host", id));
@@ -514,25 +535,7 @@ pub(crate) async fn host_delete_impact(pool: &Pool, id: HostId) -> Result<Delete
     let mut conn = pool.acquire().await?;
     let c = &mut *conn;
     let mut m = BTreeMap::new();
-    m.insert("results", count(c, &count_results("host_id"), id).await?);
-    m.insert(
-        "rollups",
-        // Open buckets live in the latest rows (migration 0005); counted as before.
-        count(
-            c,
-            &format!(
-                "SELECT (SELECT COUNT(*) FROM rollups WHERE host_id = $1) \
-                 + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE host_id = $1){}",
-                unfolded_buckets("host_id")
-            ),
-            id,
-        )
-        .await?,
-    );
-    m.insert(
-        "latest_results",
-        count(c, &count_series("host_id"), id).await?,
-    );
+    result_impact(c, "host_id", id, &mut m).await?;
     m.insert(
         "host_group_memberships",
         count(
@@ -966,25 +969,7 @@ pub(crate) async fn plugin_delete_impact(pool: &Pool, id: &str) -> Result<Delete
         other => other,
     })? as i64;
     let mut m = BTreeMap::new();
-    m.insert("results", count(c, &count_results("plugin_pk"), pk).await?);
-    m.insert(
-        "rollups",
-        // Open buckets live in the latest rows (migration 0005); counted as before.
-        count(
-            c,
-            &format!(
-                "SELECT (SELECT COUNT(*) FROM rollups WHERE plugin_pk = $1) \
-                 + (SELECT COUNT(m5_bucket) + COUNT(h1_bucket) FROM latest WHERE plugin_pk = $1){}",
-                unfolded_buckets("plugin_pk")
-            ),
-            pk,
-        )
-        .await?,
-    );
-    m.insert(
-        "latest_results",
-        count(c, &count_series("plugin_pk"), pk).await?,
-    );
+    result_impact(c, "plugin_pk", pk, &mut m).await?;
     m.insert(
         "check_assignments",
         count(
@@ -2381,28 +2366,6 @@ pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClas
         })
     })
     .collect()
-}
-
-/// Long ranges take a backend-specific fast path (see `fast` in `sqlite.rs` and `pg.rs`).
-pub(crate) async fn results_range(
-    pool: &Pool,
-    host: HostId,
-    plugin: &str,
-    from: Millis,
-    to: Millis,
-) -> Result<Vec<CheckResult>> {
-    super::fast::results_range(pool, host, plugin, from, to).await
-}
-
-pub(crate) async fn rollups_range(
-    pool: &Pool,
-    host: HostId,
-    plugin: &str,
-    resolution: Resolution,
-    from: Millis,
-    to: Millis,
-) -> Result<Vec<Rollup>> {
-    super::fast::rollups_range(pool, host, plugin, resolution, from, to).await
 }
 
 /// What one retention pass visits and removes: every series with a latest row, and the

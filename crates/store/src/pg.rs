@@ -312,11 +312,9 @@ pub(crate) async fn storage(pool: &PgPool) -> Result<StorageStats> {
     })
 }
 
-/// Reads of long ranges (both tiers, see `pg_tiers.rs`), and the binary `COPY` parser that
-/// compaction reads the recent tier with.
+/// The binary `COPY` parser that compaction reads the recent tier with (`pg_tiers.rs`).
 pub(crate) mod fast {
-    use prophasis_model::{CheckResult, HostId, Millis, Resolution, Rollup};
-    use sqlx::postgres::{PgConnection, PgPool};
+    use sqlx::postgres::PgConnection;
 
     use crate::error::{Result, StoreError};
 
@@ -416,28 +414,5 @@ pub(crate) mod fast {
             let end = start + b.len();
             Ok(if b.is_empty() { 0..0 } else { start..end })
         }
-    }
-
-    /// Both tiers of results (see `pg_tiers.rs`).
-    pub(crate) async fn results_range(
-        pool: &PgPool,
-        host: HostId,
-        plugin: &str,
-        from: Millis,
-        to: Millis,
-    ) -> Result<Vec<CheckResult>> {
-        crate::pg_tiers::results_range(pool, host, plugin, from, to).await
-    }
-
-    /// Rollups, open buckets and the not yet folded recent rows (see `pg_tiers.rs`).
-    pub(crate) async fn rollups_range(
-        pool: &PgPool,
-        host: HostId,
-        plugin: &str,
-        resolution: Resolution,
-        from: Millis,
-        to: Millis,
-    ) -> Result<Vec<Rollup>> {
-        crate::pg_tiers::rollups_range(pool, host, plugin, resolution, from, to).await
     }
 }

@@ -647,20 +647,8 @@ pub(crate) async fn rollups_range(
             _ => aggs.push(a),
         }
     }
-    aggs.into_iter()
-        .map(|a| {
-            Ok(Rollup {
-                host_id: host,
-                plugin_id: plugin.to_string(),
-                resolution,
-                bucket_start: a.bucket,
-                min: a.min,
-                max: a.max,
-                avg: (a.n_value > 0).then(|| a.sum / a.n_value as f64),
-                count: a.n_all,
-                worst: classification_from(a.worst)?,
-            })
-        })
+    aggs.iter()
+        .map(|a| a.to_rollup(plugin, resolution))
         .collect()
 }
 
