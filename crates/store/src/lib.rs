@@ -146,6 +146,28 @@ pub(crate) struct Compaction {
     pub align: i64,
 }
 
+impl Compaction {
+    /// The new watermark when the recent tier's newest minute is `newest` and the
+    /// watermark is `watermark`, or `None` when no compaction is due; `now` is the current
+    /// minute number. The newest minute counts as `now` at most: a result stamped in the
+    /// future (an agent with a wrong clock) must not carry the watermark ahead of time, or
+    /// every result until then would take the late path. So the newest `keep` minutes of
+    /// the clock always stay recent; results ahead of it wait there until their time.
+    pub fn cut(&self, newest: i64, watermark: i64, now: i64) -> Option<i64> {
+        let newest = newest.min(now);
+        if newest.saturating_sub(watermark) < self.span {
+            return None;
+        }
+        let cut = newest.saturating_sub(self.keep).div_euclid(self.align) * self.align;
+        (cut > watermark).then_some(cut)
+    }
+}
+
+/// The current minute number, as the watermark counts.
+pub(crate) fn now_minute() -> i64 {
+    now_millis().div_euclid(60_000)
+}
+
 impl Default for Compaction {
     fn default() -> Self {
         Compaction {
@@ -654,7 +676,7 @@ impl Store {
                     return Ok(());
                 };
                 // As above: committed, so errors are logged and compaction retried later.
-                if w.newest_minute >= w.watermark.saturating_add(c.span) {
+                if c.cut(w.newest_minute, w.watermark, now_minute()).is_some() {
                     if let Err(e) = pg_tiers::compact(p, c, w.newest_minute).await {
                         tracing::warn!(error = %e, "compacting recent results failed");
                     }
@@ -800,6 +822,37 @@ pub fn spawn_retention(store: Arc<Store>, every: Duration) -> tokio::task::JoinH
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_is_due_an_hour_after_the_watermark_and_cuts_on_the_hour() {
+        let c = Compaction::default();
+        let now = 1_000_000;
+        let wm = 60 * 16_000; // on the hour, well before `now`
+        assert_eq!(c.cut(wm + 64, wm, now), None, "64 minutes gathered");
+        assert_eq!(c.cut(wm + 65, wm, now), Some(wm + 60), "whole hour, 5 kept");
+        assert_eq!(c.cut(wm + 180, wm, now), Some(wm + 120), "two whole hours");
+        assert_eq!(
+            c.cut(wm + 65, wm + 1, now),
+            None,
+            "not yet an hour past the watermark"
+        );
+    }
+
+    #[test]
+    fn a_result_from_the_future_does_not_carry_the_watermark_past_now() {
+        let c = Compaction::default();
+        let now = 60 * 20_000 + 30;
+        let wm = 60 * 19_000;
+        // A year ahead counts as now.
+        assert_eq!(
+            c.cut(now + 525_600, wm, now),
+            Some((now - c.keep) / 60 * 60)
+        );
+        // Once the watermark has caught up with now, nothing is due however far ahead the
+        // newest result is.
+        let wm = (now / 60) * 60;
+        assert_eq!(c.cut(now + 525_600, wm, now), None);
+    }
 
     #[test]
     fn resolution_follows_span_and_retention() {

@@ -373,21 +373,17 @@ async fn write_recent(conn: &mut PgConnection, rows: &[Row<'_>], upsert: bool) -
     Ok(())
 }
 
-/// After a batch that put `newest_minute` into the recent tier: when that is `span` minutes
-/// past the watermark, moves every recent row below the cut into chunks and folds it into
+/// After a batch that put `newest_minute` into the recent tier: when a compaction is due
+/// ([`Compaction::cut`]), moves every recent row below the cut into chunks and folds it into
 /// `latest` and `rollups`, in one transaction (see the module doc). Runs with the store's
 /// ingest mutex held, and takes the ingest lock for other nodes.
 pub(crate) async fn compact(pool: &PgPool, c: Compaction, newest_minute: i64) -> Result<()> {
     let mut tx = pool.begin().await?;
     pg::lock_for_ingest(&mut tx).await?;
     let wm = watermark(&mut tx).await?;
-    if newest_minute < wm.saturating_add(c.span) {
+    let Some(cut) = c.cut(newest_minute, wm, crate::now_minute()) else {
         return Ok(()); // another node compacted first
-    }
-    let cut = (newest_minute - c.keep).div_euclid(c.align) * c.align;
-    if cut <= wm {
-        return Ok(());
-    }
+    };
     let started = std::time::Instant::now();
     let cut_ms = cut.saturating_mul(MINUTE_MS);
     // The whole tier (an hour or so; ~650,000 rows at 10,000 series), as a binary COPY:

@@ -390,3 +390,84 @@ async fn postgres_every_result_once_across_tiers() {
     every_result_once_across_tiers(&s, None).await;
     s.close().await;
 }
+
+/// The tier watermark (a minute number) read beside the store, on either backend.
+async fn watermark_of(url: &str) -> i64 {
+    let sql = "SELECT value FROM prophasis_meta WHERE key = 'results_compacted_before'";
+    let v: String = if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    };
+    v.parse().unwrap()
+}
+
+/// A result stamped a year ahead (an agent with a wrong clock) must not carry the
+/// watermark past the present: the results that follow it stay recent, and every read
+/// still sees all of them.
+async fn a_result_from_the_future_leaves_the_watermark_at_now(s: &Store, url: &str) {
+    s.set_compaction_minutes(3, 1);
+    let h = s.create_host(&host("f")).await.unwrap();
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let now = prophasis_store::now_millis();
+    let mut model: Vec<CheckResult> = Vec::new();
+    let put = async |ts: Millis, value: f64| {
+        let r = result(h, "a.cpu", ts, Some(value), Classification::Ok);
+        s.insert_results(std::slice::from_ref(&r)).await.unwrap();
+        r
+    };
+    for m in (20..=30).rev() {
+        model.push(put(now - m * MIN, m as f64).await);
+    }
+    let before = watermark_of(url).await;
+    assert!(before > (now - 30 * MIN) / MIN, "compaction ran: {before}");
+    let ahead = now + 365 * DAY;
+    model.push(put(ahead, -1.0).await);
+    for m in (1..=10).rev() {
+        model.push(put(now - m * MIN, m as f64).await);
+    }
+    let after = watermark_of(url).await;
+    let now_minute = prophasis_store::now_millis() / MIN;
+    assert!(
+        after < now_minute && after > (now - 10 * MIN) / MIN,
+        "watermark {after} moved with the recent results but not up to now ({now_minute})"
+    );
+    model.sort_by_key(|r| r.timestamp);
+    assert_eq!(
+        s.results_range(h, "a.cpu", now - DAY, ahead + 1)
+            .await
+            .unwrap(),
+        model
+    );
+    assert_eq!(
+        s.latest_result(h, "a.cpu").await.unwrap().as_ref(),
+        model.last()
+    );
+    let hours = s
+        .rollups_range(h, "a.cpu", Resolution::OneHour, ahead - MIN, ahead + MIN)
+        .await
+        .unwrap();
+    assert_eq!(
+        (hours.len(), hours[0].count, hours[0].min),
+        (1, 1, Some(-1.0))
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_result_from_the_future_leaves_the_watermark_at_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let s = Store::open(&url).await.unwrap();
+    a_result_from_the_future_leaves_the_watermark_at_now(&s, &url).await;
+    s.close().await;
+}
+
+#[tokio::test]
+async fn postgres_a_result_from_the_future_leaves_the_watermark_at_now() {
+    let pg = PgDb::create().await;
+    let s = Store::open(&pg.url).await.unwrap();
+    a_result_from_the_future_leaves_the_watermark_at_now(&s, &pg.url).await;
+    s.close().await;
+}

@@ -243,14 +243,16 @@ unsafe fn write_folded(db: *mut ffi::sqlite3, p: &Prepared<'_>, m: &Merged) -> R
 pub(crate) async fn compact(pool: &SqlitePool, c: Compaction) -> Result<()> {
     // Most batches find nothing to do: find out with one read, without taking the write
     // lock; the decision is made again under it.
-    let due: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT (SELECT MAX(bucket) FROM results_recent) - CAST(value AS INTEGER) \
+    let state: Option<(Option<i64>, i64)> = sqlx::query_as(&format!(
+        "SELECT (SELECT MAX(bucket) FROM results_recent), CAST(value AS INTEGER) \
          FROM {META_TABLE} WHERE key = '{WATERMARK}'"
     ))
     .fetch_optional(pool)
-    .await?
-    .flatten();
-    if due.is_none_or(|d| d < c.span) {
+    .await?;
+    let Some((Some(newest), below)) = state else {
+        return Ok(());
+    };
+    if c.cut(newest, below, crate::now_minute()).is_none() {
         return Ok(());
     }
     let started = Instant::now();
@@ -294,10 +296,9 @@ unsafe fn compact_locked(db: *mut ffi::sqlite3, c: Compaction) -> Result<Option<
     let Some(newest) = newest else {
         return Ok(None);
     };
-    let cut = (newest - c.keep).div_euclid(c.align) * c.align;
-    if newest - below < c.span || cut <= below {
+    let Some(cut) = c.cut(newest, below, crate::now_minute()) else {
         return Ok(None);
-    }
+    };
 
     let mut text = String::new();
     let mut stored = Vec::new();
