@@ -29,6 +29,9 @@ const HISTORY_MINUTES: i64 = 100;
 struct Distinct {
     per_batch: usize,
     per_s: f64,
+    /// Median and slowest batch: the slowest one also ran the hourly compaction.
+    batch_median: Duration,
+    batch_max: Duration,
     per_cpu_s: f64,
     /// PostgreSQL only: per CPU-second of the server processes serving this database.
     per_server_cpu_s: Option<f64>,
@@ -135,6 +138,7 @@ async fn run(store: &Store, pg_database: Option<&str>) -> Figures {
         let first = stored / series.len() as i64;
         let mut n = 0i64;
         let mut spent = Duration::ZERO;
+        let mut batches = Vec::new();
         let cpu = cpu_time();
         let server = server_cpu(pg_database);
         for b in first..first + minutes {
@@ -147,14 +151,18 @@ async fn run(store: &Store, pg_database: Option<&str>) -> Figures {
             for batch in minute.chunks(per_batch) {
                 let t = Instant::now();
                 store.insert_results(batch).await.unwrap();
+                batches.push(t.elapsed());
                 spent += t.elapsed();
             }
             n += minute.len() as i64;
         }
         stored += n;
+        batches.sort();
         distinct.push(Distinct {
             per_batch,
             per_s: n as f64 / spent.as_secs_f64(),
+            batch_median: batches[batches.len() / 2],
+            batch_max: batches[batches.len() - 1],
             per_cpu_s: n as f64 / (cpu_time() - cpu).as_secs_f64(),
             per_server_cpu_s: server
                 .zip(server_cpu(pg_database))
@@ -281,8 +289,12 @@ fn report(f: &Figures) {
             .map(|r| format!(", {r:.0} per CPU-second of the PostgreSQL backends"))
             .unwrap_or_default();
         println!(
-            "ingest, {} results/batch, each a different series (latest + 5-min + hourly rollups, durable): {:.0} results/s, {:.0} per CPU-second of this process{server}",
-            d.per_batch, d.per_s, d.per_cpu_s
+            "ingest, {} results/batch, each a different series (latest + 5-min + hourly rollups, durable): {:.0} results/s, {:.0} per CPU-second of this process{server}; batch median {:.1} ms, slowest {:.1} ms",
+            d.per_batch,
+            d.per_s,
+            d.per_cpu_s,
+            d.batch_median.as_secs_f64() * 1e3,
+            d.batch_max.as_secs_f64() * 1e3
         );
     }
     println!(
