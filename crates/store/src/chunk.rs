@@ -64,7 +64,7 @@ pub(crate) fn encode(rows: &[Row<'_>]) -> Vec<u8> {
     b
 }
 
-/// The distinct checks named by `rows`, ascending.
+/// The distinct checks named by `rows`, ascending (PostgreSQL keeps them beside a chunk).
 pub(crate) fn checks_of(rows: &[Row<'_>]) -> Vec<i64> {
     let mut checks: Vec<i64> = rows.iter().filter_map(|r| r.check_id).collect();
     checks.sort_unstable();
@@ -128,12 +128,22 @@ pub(crate) fn message<'a>(data: &'a [u8], e: &Elem) -> &'a str {
     std::str::from_utf8(&data[e.message.clone()]).unwrap_or_default()
 }
 
-/// The result `e` of `data` as the model has it.
-pub(crate) fn to_result(data: &[u8], e: &Elem, host: HostId, plugin: &str) -> Result<CheckResult> {
+/// The result `e` of `data` as the model has it. A chunk keeps the id of a check that has
+/// since been deleted (rewriting every chunk that names it would scan them all while
+/// holding the write lock); `is_check(id)` says whether the check still exists, and a
+/// deleted one reads as no check, as results outlive their check. Check ids are never
+/// reused, so a stored id never comes to mean another check.
+pub(crate) fn to_result(
+    data: &[u8],
+    e: &Elem,
+    host: HostId,
+    plugin: &str,
+    is_check: &dyn Fn(i64) -> bool,
+) -> Result<CheckResult> {
     Ok(CheckResult {
         host_id: host,
         plugin_id: plugin.to_string(),
-        check_id: e.check_id,
+        check_id: e.check_id.filter(|c| is_check(*c)),
         timestamp: e.ts,
         value: e.value,
         message: message(data, e).to_string(),
@@ -183,16 +193,16 @@ impl Chunk {
         (0..self.elems.len()).map(|i| self.row(i))
     }
 
-    /// Appends the results with `keep(ts)` to `out`.
+    /// Appends the results with `keep(ts)` to `out` (`is_check`: see [`to_result`]).
     pub fn push_results(
         &self,
         out: &mut Vec<CheckResult>,
-        host: HostId,
-        plugin: &str,
+        (host, plugin): (HostId, &str),
         keep: impl Fn(i64) -> bool,
+        is_check: &dyn Fn(i64) -> bool,
     ) -> Result<()> {
         for e in self.elems.iter().filter(|e| keep(e.ts)) {
-            out.push(to_result(&self.data, e, host, plugin)?);
+            out.push(to_result(&self.data, e, host, plugin, is_check)?);
         }
         Ok(())
     }

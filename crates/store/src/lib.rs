@@ -508,10 +508,7 @@ impl Store {
         dispatch!(self, check_delete_impact(id))
     }
     pub async fn delete_check(&self, id: CheckId) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(p) => sqlite::chunks::delete_check(p, id).await,
-            Backend::Postgres(p) => pg_tiers::delete_check(p, id).await,
-        }
+        dispatch!(self, delete_check(id))
     }
 
     // --- Schedules ---------------------------------------------------------------------

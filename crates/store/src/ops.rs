@@ -8,7 +8,7 @@
 //! The results tiers are the one schema difference the shared statements know about: both
 //! keep `result_chunks` (one row per series and hour) + `results_recent`, with other keys
 //! and columns (see `sqlite.rs`, `sqlite/chunks.rs` and `pg_tiers.rs`); counts differ, and
-//! the check delete and retention are each backend's own.
+//! retention is each backend's own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -1274,11 +1274,15 @@ pub(crate) async fn check_delete_impact(pool: &Pool, id: CheckId) -> Result<Dele
     Ok(DeleteImpact(m))
 }
 
-/// Deletes check `id` and everything that names it outside the results chunks: alerts left
-/// with no check are disabled, and `results_recent` and `latest` keep their rows without
-/// the check. Each backend then rewrites the chunks that name it (`sqlite/chunks.rs`,
-/// `pg_tiers.rs`), in the same transaction.
-pub(crate) async fn delete_check_outside_chunks(conn: &mut Conn, id: CheckId) -> Result<()> {
+/// Deletes check `id`: alerts left with no check are disabled, and the results that name
+/// it keep their rows without the check. `results_recent` and `latest` (small) get a column
+/// update; chunks keep the id, which readers drop because the check no longer exists
+/// (`chunk::to_result`; ids are never reused), so no chunk is rewritten.
+pub(crate) async fn delete_check(pool: &Pool, id: CheckId) -> Result<()> {
+    let mut tx = super::begin(pool).await?;
+    // A compaction (PostgreSQL) must not write latest rows it read before this back.
+    super::lock_for_ingest(&mut tx).await?;
+    let conn = &mut *tx;
     sqlx::query(DISABLE_ALERTS_LEFT_UNRESTRICTED_BY_CHECK)
         .bind(id)
         .bind(false)
@@ -1301,6 +1305,7 @@ pub(crate) async fn delete_check_outside_chunks(conn: &mut Conn, id: CheckId) ->
         .execute(&mut *conn)
         .await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -484,6 +484,11 @@ pub(crate) async fn compact(pool: &PgPool, c: Compaction, newest_minute: i64) ->
 
 const PK_OF: &str = "(SELECT pk FROM plugins WHERE id = $2)";
 
+/// The checks a chunk `c` names that no longer exist, in the reader's snapshot: chunks keep
+/// the ids of deleted checks, and readers drop them (see `chunk::to_result`).
+const GONE_CHECKS: &str = "ARRAY(SELECT x FROM unnest(c.checks) x \
+     WHERE NOT EXISTS (SELECT 1 FROM checks k WHERE k.id = x))";
+
 /// Raw results of `[from, to)`, oldest first: the chunks of the hours the range touches
 /// (~720 rows for 30 days, one `bytea` each) and the series' recent rows encoded the same
 /// way by the server as one more. Every chunked row is older than every recent one.
@@ -498,11 +503,11 @@ pub(crate) async fn results_range(
         return Ok(Vec::new());
     }
     let rows = sqlx::query(&format!(
-        "SELECT data FROM result_chunks \
+        "SELECT data, {GONE_CHECKS} FROM result_chunks c \
          WHERE host_id = $1 AND plugin_pk = {PK_OF} AND hour >= $3 AND hour <= $4 \
          UNION ALL \
-         SELECT string_agg({ELEMENT_SQL}, ''::bytea ORDER BY ts) FROM results_recent \
-         WHERE host_id = $1 AND plugin_pk = {PK_OF} AND ts >= $5 AND ts < $6"
+         SELECT string_agg({ELEMENT_SQL}, ''::bytea ORDER BY ts), '{{}}'::BIGINT[] \
+         FROM results_recent WHERE host_id = $1 AND plugin_pk = {PK_OF} AND ts >= $5 AND ts < $6"
     ))
     .bind(host)
     .bind(plugin)
@@ -515,7 +520,9 @@ pub(crate) async fn results_range(
     let mut out = Vec::new();
     for r in &rows {
         if let Some(a) = chunk_at(r, (host, 0), 0)? {
-            a.push_results(&mut out, host, plugin, |ts| ts >= from && ts < to)?;
+            let gone: Vec<i64> = r.try_get(1)?;
+            let keep = |ts| ts >= from && ts < to;
+            a.push_results(&mut out, (host, plugin), keep, &|c| !gone.contains(&c))?;
         }
     }
     // Chunks come in whatever order the scan met them; each is sorted inside.
@@ -539,13 +546,13 @@ pub(crate) async fn last_results(
     let rows = sqlx::query(&format!(
         "WITH r AS (SELECT * FROM results_recent \
            WHERE host_id = $1 AND plugin_pk = {PK_OF} ORDER BY ts DESC LIMIT $3) \
-         SELECT string_agg({ELEMENT_SQL}, ''::bytea ORDER BY ts) FROM r \
+         SELECT string_agg({ELEMENT_SQL}, ''::bytea ORDER BY ts), '{{}}'::BIGINT[] FROM r \
          UNION ALL \
-         SELECT data FROM \
-           (SELECT c.data, c.n, SUM(c.n) OVER (ORDER BY c.hour DESC) AS acc FROM \
-             (SELECT hour, data, cardinality(ts) AS n FROM result_chunks \
-              WHERE host_id = $1 AND plugin_pk = {PK_OF} ORDER BY hour DESC LIMIT $3) c) w \
-         WHERE w.acc - w.n < $3 - (SELECT COUNT(*) FROM r)"
+         SELECT data, {GONE_CHECKS} FROM \
+           (SELECT w.data, w.checks, w.n, SUM(w.n) OVER (ORDER BY w.hour DESC) AS acc FROM \
+             (SELECT hour, data, checks, cardinality(ts) AS n FROM result_chunks \
+              WHERE host_id = $1 AND plugin_pk = {PK_OF} ORDER BY hour DESC LIMIT $3) w) c \
+         WHERE c.acc - c.n < $3 - (SELECT COUNT(*) FROM r)"
     ))
     .bind(host)
     .bind(plugin)
@@ -555,7 +562,8 @@ pub(crate) async fn last_results(
     let mut out = Vec::new();
     for r in &rows {
         if let Some(a) = chunk_at(r, (host, 0), 0)? {
-            a.push_results(&mut out, host, plugin, |_| true)?;
+            let gone: Vec<i64> = r.try_get(1)?;
+            a.push_results(&mut out, (host, plugin), |_| true, &|c| !gone.contains(&c))?;
         }
     }
     out.sort_by_key(|r| r.timestamp);
@@ -732,41 +740,6 @@ pub(crate) async fn latest_classifications(pool: &PgPool) -> Result<Vec<LatestCl
         .collect::<Result<Vec<_>>>()?;
     out.sort_by(|a, b| (a.host_id, &a.plugin_id).cmp(&(b.host_id, &b.plugin_id)));
     Ok(out)
-}
-
-/// Deleting a check keeps its results without the check: a column update in the recent
-/// tier and `latest`, a rewrite of each chunk that mentions it (found by its `checks`; this
-/// scans the chunks, as the one-table store scanned its results: a rare admin action).
-pub(crate) async fn delete_check(pool: &PgPool, id: CheckId) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    // A compaction must not write chunks it read before this back.
-    pg::lock_for_ingest(&mut tx).await?;
-    ops::delete_check_outside_chunks(&mut tx, id).await?;
-    let found = sqlx::query(
-        "DELETE FROM result_chunks WHERE $1 = ANY(checks) RETURNING host_id, plugin_pk, data",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut chunks = Vec::new();
-    for r in &found {
-        let (h, p): (i64, i32) = (r.try_get(0)?, r.try_get(1)?);
-        if let Some(c) = chunk_at(r, (h, p), 2)? {
-            chunks.push(c);
-        }
-    }
-    let mut rows = Vec::new();
-    for c in &chunks {
-        for mut r in c.rows() {
-            if r.check_id == Some(id) {
-                r.check_id = None;
-            }
-            rows.push(r);
-        }
-    }
-    write_chunks(&mut tx, &rows, &|_| false).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

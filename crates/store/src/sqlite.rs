@@ -246,7 +246,7 @@ pub(crate) async fn storage(pool: &SqlitePool) -> Result<StorageStats> {
 /// was most of the time. This module steps prepared statements on the connection sqlx
 /// holds (locked for the duration) and builds the values directly.
 pub(crate) mod fast {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::ffi::{c_int, CStr};
     use std::ptr;
 
@@ -691,6 +691,8 @@ pub(crate) mod fast {
                 let split = watermark.saturating_mul(super::BUCKET_MS);
                 if from < split {
                     let before = to.min(split);
+                    let checks = check_ids(db)?;
+                    let is_check = |c: i64| checks.contains(&c);
                     let mut rows = Stmt::prepare(
                         db,
                         super::chunks::CHUNK_OF_SERIES,
@@ -705,7 +707,7 @@ pub(crate) mod fast {
                             let data = row.blob(0);
                             chunk::for_each(data, |e| {
                                 if e.ts >= from && e.ts < before {
-                                    out.push(chunk::to_result(data, &e, host, plugin)?);
+                                    out.push(chunk::to_result(data, &e, host, plugin, &is_check)?);
                                 }
                                 Ok(())
                             })
@@ -785,6 +787,8 @@ pub(crate) mod fast {
                 let Some(start) = start else {
                     return Ok(());
                 };
+                let checks = check_ids(db)?;
+                let is_check = |c: i64| checks.contains(&c);
                 let mut rows = Stmt::prepare(
                     db,
                     super::chunks::CHUNK_OF_SERIES,
@@ -807,7 +811,7 @@ pub(crate) mod fast {
                             if out.len() == n {
                                 break;
                             }
-                            out.push(chunk::to_result(data, e, host, plugin)?);
+                            out.push(chunk::to_result(data, e, host, plugin, &is_check)?);
                         }
                         Ok(out.len() < n)
                     },
@@ -912,6 +916,19 @@ pub(crate) mod fast {
         }
         drop(handle);
         Ok(out.pop())
+    }
+
+    /// The ids of the checks that exist (chunks keep the ids of deleted ones: see
+    /// `chunk::to_result`).
+    ///
+    /// SAFETY: as for [`Stmt::prepare`].
+    unsafe fn check_ids(db: *mut ffi::sqlite3) -> Result<HashSet<i64>> {
+        let mut stmt = Stmt::prepare(db, "SELECT id FROM checks", &[])?;
+        let mut out = HashSet::new();
+        while stmt.step()? {
+            out.insert(stmt.i64(0));
+        }
+        Ok(out)
     }
 
     /// The plugin ids by surrogate key.

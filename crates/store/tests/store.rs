@@ -113,6 +113,23 @@ async fn ids_are_never_reused(s: &Store) {
     s.delete_host(b).await.unwrap();
     let c = s.create_host(&host("c")).await.unwrap();
     assert!(c > b && b > a, "ids {a} {b} {c}");
+    // Stored results keep the id of a deleted check and readers drop it because no check
+    // has it: a new check must never get it.
+    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
+    let x = s
+        .create_check(&check("x", vec![a], &["a.cpu"]))
+        .await
+        .unwrap();
+    let y = s
+        .create_check(&check("y", vec![a], &["a.cpu"]))
+        .await
+        .unwrap();
+    s.delete_check(y).await.unwrap();
+    let z = s
+        .create_check(&check("z", vec![a], &["a.cpu"]))
+        .await
+        .unwrap();
+    assert!(z > y && y > x, "check ids {x} {y} {z}");
 }
 
 async fn host_groups_with_members_and_cycles(s: &Store) {

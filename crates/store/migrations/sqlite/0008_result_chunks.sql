@@ -6,15 +6,13 @@
 -- A rowid table with its key in an index: a chunk (~1.5 KB for an hour of one-minute
 -- results) would spill into overflow pages in a WITHOUT ROWID tree. Rows are added in
 -- hour order, so both trees append.
---   n       the results the chunk holds (counts without decoding it)
---   checks  the checks its results name, as ' 3 17 ' (deleting a check finds its chunks
---           with instr() instead of decoding every chunk)
+-- `n` is the number of results the chunk holds (counts without decoding it). A chunk keeps
+-- the id of a check deleted since; readers drop ids of checks that no longer exist.
 CREATE TABLE result_chunks (
     hour INTEGER NOT NULL,
     host_id INTEGER NOT NULL,
     plugin_pk INTEGER NOT NULL,
     n INTEGER NOT NULL,
-    checks TEXT NOT NULL,
     data BLOB NOT NULL
 );
 CREATE UNIQUE INDEX result_chunks_key ON result_chunks (hour, host_id, plugin_pk);

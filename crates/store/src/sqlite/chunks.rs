@@ -9,13 +9,13 @@
 //!
 //! Who writes chunks: the compaction (`write.rs`, rows that were never below the
 //! watermark, so only the watermark's own hour can already have a chunk), late results
-//! below the watermark (read, merged by time, written back), deleting a check (its chunks
-//! rewritten without it) and retention (the chunk of the hour the cut-off falls in is
-//! trimmed). All of them hold SQLite's write lock (`BEGIN IMMEDIATE`), so a chunk is never
-//! rewritten from a stale read.
+//! below the watermark (read, merged by time, written back) and retention (the chunk of the
+//! hour the cut-off falls in is trimmed). All of them hold SQLite's write lock
+//! (`BEGIN IMMEDIATE`), so a chunk is never rewritten from a stale read. Deleting a check
+//! rewrites no chunk: readers drop the ids of checks that no longer exist.
 
 use libsqlite3_sys as ffi;
-use prophasis_model::{CheckId, Millis};
+use prophasis_model::Millis;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::fast::{Arg, Stmt};
@@ -24,47 +24,29 @@ use crate::error::Result;
 use crate::ingest::Row;
 use crate::{Retention, RetentionReport};
 
-const UPSERT: &str = "INSERT INTO result_chunks (hour, host_id, plugin_pk, n, checks, data) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hour, host_id, plugin_pk) DO UPDATE SET \
-     n = excluded.n, checks = excluded.checks, data = excluded.data";
+const UPSERT: &str = "INSERT INTO result_chunks (hour, host_id, plugin_pk, n, data) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hour, host_id, plugin_pk) DO UPDATE SET \
+     n = excluded.n, data = excluded.data";
 
 /// One chunk's result rows: `?1` hour, `?2` host, `?3` plugin key.
 pub(super) const CHUNK_OF_SERIES: &str =
     "SELECT data FROM result_chunks WHERE hour = ?1 AND host_id = ?2 AND plugin_pk = ?3";
 
-/// The `checks` column: every check between spaces, so `instr(checks, ' 17 ')` finds one.
-fn checks_text(checks: &[i64]) -> String {
-    let mut s = String::from(" ");
-    for c in checks {
-        s.push_str(&c.to_string());
-        s.push(' ');
-    }
-    s
-}
-
 /// Writes one chunk, replacing the stored one of its key (hour, host, plugin): `n`
-/// results encoded in `data`, naming `checks` (ascending, distinct).
-fn put_encoded(
-    s: &mut Stmt,
-    (hour, host, pk): (i64, i64, i64),
-    n: i64,
-    checks: &[i64],
-    data: &[u8],
-) -> Result<()> {
+/// results encoded in `data`.
+fn put_encoded(s: &mut Stmt, (hour, host, pk): (i64, i64, i64), n: i64, data: &[u8]) -> Result<()> {
     s.bind_i64(1, hour)?;
     s.bind_i64(2, host)?;
     s.bind_i64(3, pk)?;
     s.bind_i64(4, n)?;
-    s.bind_text(5, &checks_text(checks))?;
-    s.bind_blob(6, data)?;
+    s.bind_blob(5, data)?;
     s.run()
 }
 
 /// Writes the chunk made of `rows` (one series and hour, sorted by time).
 fn put(s: &mut Stmt, hour: i64, rows: &[Row<'_>]) -> Result<()> {
     let key = (hour, rows[0].host_id, rows[0].plugin_pk.into());
-    let n = rows.len() as i64;
-    put_encoded(s, key, n, &chunk::checks_of(rows), &chunk::encode(rows))
+    put_encoded(s, key, rows.len() as i64, &chunk::encode(rows))
 }
 
 /// Writes `rows` (sorted by host, plugin and time, one per millisecond) into their chunks,
@@ -112,63 +94,6 @@ pub(super) unsafe fn write(
     Ok(())
 }
 
-/// Deleting a check keeps its results without the check: `results_recent` and `latest`
-/// get a column update, and each chunk naming it (found by its `checks`, a scan of the
-/// chunks: a rare admin action, as the one-table store scanned every result) is rewritten.
-pub(crate) async fn delete_check(pool: &SqlitePool, id: CheckId) -> Result<()> {
-    let mut tx = super::begin(pool).await?;
-    super::ops::delete_check_outside_chunks(&mut tx, id).await?;
-    {
-        let mut handle = tx.lock_handle().await?;
-        let db = handle.as_raw_handle().as_ptr();
-        // SAFETY: `db` is the transaction's connection, locked by `handle` until every
-        // statement below has been finalized.
-        unsafe { forget_check(db, id)? };
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// SAFETY: as for [`Stmt::prepare`].
-unsafe fn forget_check(db: *mut ffi::sqlite3, id: CheckId) -> Result<()> {
-    let needle = format!(" {id} ");
-    // A page of chunks at a time, in rowid order (a rewrite keeps the rowid), so memory
-    // stays bounded however many chunks name the check.
-    let mut find = Stmt::prepare(
-        db,
-        "SELECT rowid, hour, host_id, plugin_pk, data FROM result_chunks \
-         WHERE rowid > ?1 AND instr(checks, ?2) > 0 ORDER BY rowid LIMIT 500",
-        &[Arg::Int(i64::MIN), Arg::Text(&needle)],
-    )?;
-    let mut upsert = Stmt::prepare(db, UPSERT, &[])?;
-    let mut after = i64::MIN;
-    loop {
-        find.rebind_first(after)?;
-        let mut page = Vec::new();
-        while find.step()? {
-            after = find.i64(0);
-            let chunk = Chunk::new(find.i64(2), find.i64(3) as i32, find.blob(4).to_vec())?;
-            page.push((find.i64(1), chunk));
-        }
-        find.reset();
-        if page.is_empty() {
-            return Ok(());
-        }
-        for (hour, c) in &page {
-            let rows: Vec<Row<'_>> = c
-                .rows()
-                .map(|mut r| {
-                    if r.check_id == Some(id) {
-                        r.check_id = None;
-                    }
-                    r
-                })
-                .collect();
-            put(&mut upsert, *hour, &rows)?;
-        }
-    }
-}
-
 /// Deletes what is older than the retention allows: raw results as a prefix of each tier
 /// (whole chunks before the hour of the cut-off, then the older part of that hour's
 /// chunks), rollups series by series (`ops::delete_old_rollups`), in short transactions so
@@ -190,7 +115,8 @@ pub(crate) async fn apply_retention(
     {
         let mut handle = tx.lock_handle().await?;
         let db = handle.as_raw_handle().as_ptr();
-        // SAFETY: as in `delete_check`.
+        // SAFETY: `db` is the transaction's connection, locked by `handle` until every
+        // statement of `trim` has been finalized.
         report.results += unsafe { trim(db, pass.raw_cutoff)? };
     }
     tx.commit().await?;
@@ -271,7 +197,6 @@ struct Pending {
     key: Option<(i64, i64, i64)>,
     data: Vec<u8>,
     n: i64,
-    checks: Vec<i64>,
 }
 
 impl Pending {
@@ -280,11 +205,8 @@ impl Pending {
         let Some(key) = self.key.take() else {
             return Ok(false);
         };
-        self.checks.sort_unstable();
-        self.checks.dedup();
-        put_encoded(upsert, key, self.n, &self.checks, &self.data)?;
+        put_encoded(upsert, key, self.n, &self.data)?;
         self.data.clear();
-        self.checks.clear();
         self.n = 0;
         Ok(true)
     }
@@ -328,21 +250,19 @@ unsafe fn convert(db: *mut ffi::sqlite3) -> Result<()> {
                 }
             }
             let message = String::from_utf8_lossy(read.text_bytes(6));
-            let check_id = read.opt_i64(4);
             chunk::put_element(
                 &mut pending.data,
                 &Row {
                     host_id: key.1,
                     plugin_pk: key.2 as i32,
                     ts: read.i64(3),
-                    check_id,
+                    check_id: read.opt_i64(4),
                     value: read.opt_f64(5),
                     message: &message,
                     result_type: read.i16(7)?,
                     classification: read.i16(8)?,
                 },
             );
-            pending.checks.extend(check_id);
             pending.n += 1;
             results += 1;
         }
@@ -355,16 +275,4 @@ unsafe fn convert(db: *mut ffi::sqlite3) -> Result<()> {
         );
     }
     Stmt::prepare(db, "DROP TABLE results", &[])?.run()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_checks_column_finds_a_check_by_its_whole_number() {
-        let text = super::checks_text(&[3, 17]);
-        assert_eq!(text, " 3 17 ");
-        assert!(text.contains(" 17 ") && text.contains(" 3 "));
-        assert!(!text.contains(" 1 ") && !text.contains(" 7 "));
-        assert_eq!(super::checks_text(&[]), " ");
-    }
 }
