@@ -4,8 +4,8 @@
 //! retention deletes a prefix.
 //!
 //! Why: with a row per result, the compaction of an hour of 10,000 series wrote 600,000
-//! B-tree entries (half of what a batch cost per result), and a 30-day read of one series
-//! stepped through 43,200 rows. With chunks it writes 10,000 rows and reads ~720.
+//! B-tree entries, and a 30-day read of one series stepped through 43,200 rows. With
+//! chunks it writes 10,000 rows and reads ~720 (BENCHMARKS.md, the 22:06 storage run).
 //!
 //! Who writes chunks: the compaction (`write.rs`, rows that were never below the
 //! watermark, so only the watermark's own hour can already have a chunk), late results
@@ -96,8 +96,8 @@ pub(super) unsafe fn write(
 
 /// Deletes what is older than the retention allows: raw results as a prefix of each tier
 /// (whole chunks before the hour of the cut-off, then the older part of that hour's
-/// chunks), rollups series by series (`ops::delete_old_rollups`), in short transactions so
-/// ingest is never held up for long.
+/// chunks) in one transaction, which on a periodic pass is about an hour of chunks; then
+/// rollups series by series in short transactions (`ops::delete_old_rollups`).
 pub(crate) async fn apply_retention(
     pool: &SqlitePool,
     now: Millis,
