@@ -18,7 +18,7 @@ use sqlx::Row as _;
 use super::DB;
 use crate::codes::*;
 use crate::error::{fk_as_missing, unique_as_duplicate, Result, StoreError};
-use crate::{DeleteImpact, LatestClassification, LogFilter, Retention, RetentionReport};
+use crate::{DeleteImpact, LogFilter, Retention, RetentionReport};
 
 type Pool = sqlx::Pool<DB>;
 type Conn = <DB as sqlx::Database>::Connection;
@@ -30,29 +30,24 @@ fn is_postgres() -> bool {
     <DB as sqlx::Database>::NAME == "PostgreSQL"
 }
 
-/// The tables that hold raw results: the series-ordered (compacted) tier first, then the
-/// recent tier (see the module docs of `sqlite.rs` and `pg_tiers.rs`). Statements that
-/// find rows by host or plugin run on each; on the recent tier (an hour or less of data)
-/// that is a short scan.
-fn result_tables() -> &'static [&'static str] {
-    &["result_chunks", "results_recent"]
-}
-
 /// The recent tier (minutes of data), on both backends.
-fn recent_tier() -> &'static str {
-    "results_recent"
-}
+const RECENT: &str = "results_recent";
+
+/// The tables that hold raw results: the chunked (compacted) tier first, then the recent
+/// tier (see the module docs of `sqlite.rs` and `pg_tiers.rs`). Statements that find rows
+/// by host or plugin run on each; on the recent tier (an hour or less of data) that is a
+/// short scan.
+const RESULT_TABLES: [&str; 2] = ["result_chunks", RECENT];
 
 /// The rollup buckets that exist only through results still in the recent tier (not
 /// folded yet): buckets of those results that are neither a rollups row nor an open
 /// bucket, as ` + (…)` terms of a count whose `$1` is the value of `column`.
 fn unfolded_buckets(column: &str) -> String {
-    let recent = recent_tier();
     let mut sql = String::new();
     for (code, prefix, ms) in [(1, "m5", 300_000), (2, "h1", 3_600_000)] {
         sql.push_str(&format!(
             " + (SELECT COUNT(*) FROM (SELECT DISTINCT host_id, plugin_pk, \
-               ts - ((ts % {ms}) + {ms}) % {ms} AS b FROM {recent} WHERE {column} = $1) x \
+               ts - ((ts % {ms}) + {ms}) % {ms} AS b FROM {RECENT} WHERE {column} = $1) x \
              WHERE NOT EXISTS (SELECT 1 FROM rollups r WHERE r.host_id = x.host_id \
                AND r.plugin_pk = x.plugin_pk AND r.resolution = {code} AND r.bucket = x.b) \
              AND NOT EXISTS (SELECT 1 FROM latest l WHERE l.host_id = x.host_id \
@@ -65,10 +60,9 @@ fn unfolded_buckets(column: &str) -> String {
 /// `SELECT COUNT(*)` of the series (latest results) whose `column` is `$1`: the latest
 /// rows, and series that so far only have results in the recent tier (no latest row yet).
 fn count_series(column: &str) -> String {
-    let recent = recent_tier();
     format!(
         "SELECT COUNT(*) FROM (SELECT host_id, plugin_pk FROM latest WHERE {column} = $1 \
-         UNION SELECT host_id, plugin_pk FROM {recent} WHERE {column} = $1) x"
+         UNION SELECT host_id, plugin_pk FROM {RECENT} WHERE {column} = $1) x"
     )
 }
 
@@ -599,7 +593,7 @@ pub(crate) async fn delete_host(pool: &Pool, id: HostId) -> Result<()> {
     let mut tx = super::begin(pool).await?;
     // A compaction (PostgreSQL) must not write this host's chunks and latest rows back.
     super::lock_for_ingest(&mut tx).await?;
-    for t in result_tables() {
+    for t in RESULT_TABLES {
         sqlx::query(&format!(
             "DELETE FROM {t} WHERE {}",
             rows_where(t, "host_id")
@@ -2304,74 +2298,6 @@ pub(crate) async fn mark_all_log_read(pool: &Pool) -> Result<u64> {
 
 // ---------------------------------------------------------------------------------------
 // Results
-
-const RESULT_COLUMNS: &str = "ts, check_id, value, message, result_type, classification";
-const PLUGIN_PK_OF: &str = "(SELECT pk FROM plugins WHERE id = $2)";
-
-fn result_from(r: &DbRow, host: HostId, plugin: &str) -> Result<CheckResult> {
-    Ok(CheckResult {
-        host_id: host,
-        plugin_id: plugin.to_string(),
-        check_id: r.try_get(1)?,
-        timestamp: r.try_get(0)?,
-        value: r.try_get(2)?,
-        message: r.try_get(3)?,
-        result_type: result_type_from(r.try_get(4)?)?,
-        classification: classification_from(r.try_get(5)?)?,
-    })
-}
-
-#[allow(dead_code)]
-pub(crate) async fn latest_result(
-    pool: &Pool,
-    host: HostId,
-    plugin: &str,
-) -> Result<Option<CheckResult>> {
-    let sql = format!(
-        "SELECT {RESULT_COLUMNS} FROM latest WHERE host_id = $1 AND plugin_pk = {PLUGIN_PK_OF}"
-    );
-    sqlx::query(&sql)
-        .bind(host)
-        .bind(plugin)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| result_from(&r, host, plugin))
-        .transpose()
-}
-
-#[allow(dead_code)]
-pub(crate) async fn latest_results_for_host(pool: &Pool, host: HostId) -> Result<Vec<CheckResult>> {
-    sqlx::query(
-        "SELECT l.ts, l.check_id, l.value, l.message, l.result_type, l.classification, p.id \
-         FROM latest l JOIN plugins p ON p.pk = l.plugin_pk WHERE l.host_id = $1 ORDER BY p.id",
-    )
-    .bind(host)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| result_from(r, host, &r.try_get::<String, _>(6)?))
-    .collect()
-}
-
-#[allow(dead_code)]
-pub(crate) async fn latest_classifications(pool: &Pool) -> Result<Vec<LatestClassification>> {
-    sqlx::query(
-        "SELECT l.host_id, p.id, l.ts, l.classification FROM latest l JOIN plugins p ON p.pk = l.plugin_pk \
-         ORDER BY l.host_id, p.id",
-    )
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(LatestClassification {
-            host_id: r.try_get(0)?,
-            plugin_id: r.try_get(1)?,
-            timestamp: r.try_get(2)?,
-            classification: classification_from(r.try_get(3)?)?,
-        })
-    })
-    .collect()
-}
 
 /// What one retention pass visits and removes: every series with a latest row, and the
 /// times before which raw results, 5-minute and hourly rollups go. Both backends' passes
