@@ -163,6 +163,13 @@ impl Compaction {
     }
 }
 
+/// What [`Store::insert_results`] needs to decide on a compaction: the newest minute a
+/// batch put in the recent tier and the watermark then (`None` when it put none there).
+pub(crate) struct Written {
+    pub newest_minute: i64,
+    pub watermark: i64,
+}
+
 /// The current minute number, as the watermark counts.
 pub(crate) fn now_minute() -> i64 {
     now_millis().div_euclid(60_000)
@@ -654,33 +661,27 @@ impl Store {
     pub async fn insert_results(&self, results: &[CheckResult]) -> Result<()> {
         let _one_writer = self.ingest.lock().await;
         let c = *self.compaction.read().unwrap_or_else(|e| e.into_inner());
-        match &self.backend {
-            Backend::Sqlite(p) => {
-                sqlite::insert_results(p, results).await?;
-                if results.is_empty() {
-                    return Ok(());
-                }
-                // The batch is committed and durable, so its caller must not see an error
-                // (retrying it would count its results twice in the rollups); compaction
-                // simply runs again after the next batch.
-                if let Err(e) = sqlite::compact(p, c).await {
-                    tracing::warn!(error = %e, "compacting recent results failed");
-                }
-                Ok(())
-            }
-            Backend::Postgres(p) => {
-                let Some(w) = pg_tiers::insert_results(p, results).await? else {
-                    return Ok(());
-                };
-                // As above: committed, so errors are logged and compaction retried later.
-                if c.cut(w.newest_minute, w.watermark, now_minute()).is_some() {
-                    if let Err(e) = pg_tiers::compact(p, c, w.newest_minute).await {
-                        tracing::warn!(error = %e, "compacting recent results failed");
-                    }
-                }
-                Ok(())
-            }
+        let written = match &self.backend {
+            Backend::Sqlite(p) => sqlite::insert_results(p, results).await?,
+            Backend::Postgres(p) => pg_tiers::insert_results(p, results).await?,
+        };
+        let Some(w) = written else {
+            return Ok(());
+        };
+        if c.cut(w.newest_minute, w.watermark, now_minute()).is_none() {
+            return Ok(());
         }
+        // The batch is committed and durable, so its caller must not see an error (retrying
+        // it would count its results twice in the rollups); compaction simply runs again
+        // after the next batch.
+        let compacted = match &self.backend {
+            Backend::Sqlite(p) => sqlite::compact(p, c).await,
+            Backend::Postgres(p) => pg_tiers::compact(p, c, w.newest_minute).await,
+        };
+        if let Err(e) = compacted {
+            tracing::warn!(error = %e, "compacting recent results failed");
+        }
+        Ok(())
     }
 
     /// Sets when recent results are compacted, in minutes: once the newest minute is

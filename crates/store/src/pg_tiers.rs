@@ -39,7 +39,7 @@ use crate::codes::{classification_from, resolution_code, result_type_from};
 use crate::error::{Result, StoreError};
 use crate::ingest::{self, sql::open_prefix, Agg, Row};
 use crate::pg::{self, fast::CopyRows, ops};
-use crate::{Compaction, LatestClassification, Retention, RetentionReport};
+use crate::{Compaction, LatestClassification, Retention, RetentionReport, Written};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -260,13 +260,6 @@ pub(crate) async fn write_chunks(
 
 // ---------------------------------------------------------------------------------------
 // Ingest and compaction
-
-/// What [`Store::insert_results`](crate::Store::insert_results) needs to decide on a
-/// compaction: the newest minute this batch put in the recent tier and the watermark then.
-pub(crate) struct Written {
-    pub newest_minute: i64,
-    pub watermark: i64,
-}
 
 /// Stores a batch in one transaction: rows at or above the watermark are appended to the
 /// recent tier and nothing else is written for them; rows below it go into their chunks

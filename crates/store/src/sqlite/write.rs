@@ -29,7 +29,7 @@ use super::{bucket_of, ops::META_TABLE, WATERMARK};
 use crate::chunk;
 use crate::error::{Result, StoreError};
 use crate::ingest::{self, sql::*, Merged, Prepared, Row};
-use crate::Compaction;
+use crate::{Compaction, Written};
 
 /// Inserts `rows` results into the recent tier; a stored result for the same
 /// (host, plugin, ts) is replaced, and of two in one statement the later wins.
@@ -72,9 +72,12 @@ unsafe fn watermark(db: *mut ffi::sqlite3) -> Result<i64> {
 /// Stores a batch in one transaction (`BEGIN IMMEDIATE`, so the open buckets read by the
 /// late path cannot change before they are written back): every reference is checked
 /// once, and the batch is stored whole or not at all, durable once this returns.
-pub(crate) async fn insert_results(pool: &SqlitePool, results: &[CheckResult]) -> Result<()> {
+pub(crate) async fn insert_results(
+    pool: &SqlitePool,
+    results: &[CheckResult],
+) -> Result<Option<Written>> {
     if results.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     fn distinct<T: Ord>(mut v: Vec<T>) -> Vec<T> {
         v.sort_unstable();
@@ -90,9 +93,9 @@ pub(crate) async fn insert_results(pool: &SqlitePool, results: &[CheckResult]) -
         return Err(StoreError::missing("plugin_id", "plugin", missing));
     }
     let pks: HashMap<&str, i32> = pks.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    store_batch(&mut tx, results, &pks, (&hosts, &checks)).await?;
+    let written = store_batch(&mut tx, results, &pks, (&hosts, &checks)).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(written)
 }
 
 /// `(hosts, checks)`: the distinct host and check ids the batch names, which must exist
@@ -102,13 +105,13 @@ async fn store_batch(
     results: &[CheckResult],
     pks: &HashMap<&str, i32>,
     (hosts, checks): (&[i64], &[i64]),
-) -> Result<()> {
+) -> Result<Option<Written>> {
     let rows = ingest::rows_of(results, pks);
     let mut handle = tx.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: `db` is the transaction's connection, locked by `handle` until every
     // statement below has been finalized (each is dropped inside the block).
-    unsafe {
+    let written = unsafe {
         for (table, field, noun, ids) in [
             ("hosts", "host_id", "host", hosts),
             ("checks", "check_id", "check", checks),
@@ -139,9 +142,17 @@ async fn store_batch(
             chunks::write(db, &p.rows, |_| true)?;
             write_folded(db, &p, &m)?;
         }
-    }
+        recent
+            .iter()
+            .map(|r| bucket_of(r.ts))
+            .max()
+            .map(|newest| Written {
+                newest_minute: newest,
+                watermark: below,
+            })
+    };
     drop(handle);
-    Ok(())
+    Ok(written)
 }
 
 /// Appends rows to the recent tier in its key order, 32 to a statement.
@@ -235,26 +246,12 @@ unsafe fn write_folded(db: *mut ffi::sqlite3, p: &Prepared<'_>, m: &Merged) -> R
     Ok(())
 }
 
-/// When the newest recent minute is `span` past the watermark, moves every minute below
-/// (newest − `keep`, rounded down to a multiple of `align`) into chunks and folds those
-/// results into `latest` and `rollups`; one transaction, so each result is in exactly one
-/// tier, folded exactly when it is below the watermark. Runs after a batch has committed,
-/// with the store's ingest lock held.
+/// Moves every recent minute below the cut ([`Compaction::cut`], decided again here under
+/// the write lock) into chunks and folds those results into `latest` and `rollups`; one
+/// transaction, so each result is in exactly one tier, folded exactly when it is below
+/// the watermark. Runs after a batch that made it due has committed, with the store's
+/// ingest lock held.
 pub(crate) async fn compact(pool: &SqlitePool, c: Compaction) -> Result<()> {
-    // Most batches find nothing to do: find out with one read, without taking the write
-    // lock; the decision is made again under it.
-    let state: Option<(Option<i64>, i64)> = sqlx::query_as(&format!(
-        "SELECT (SELECT MAX(bucket) FROM results_recent), CAST(value AS INTEGER) \
-         FROM {META_TABLE} WHERE key = '{WATERMARK}'"
-    ))
-    .fetch_optional(pool)
-    .await?;
-    let Some((Some(newest), below)) = state else {
-        return Ok(());
-    };
-    if c.cut(newest, below, crate::now_minute()).is_none() {
-        return Ok(());
-    }
     let started = Instant::now();
     let mut tx = super::begin(pool).await?;
     let moved = {
