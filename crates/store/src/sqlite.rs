@@ -367,15 +367,7 @@ pub(crate) mod fast {
         }
 
         pub(super) fn text(&self, col: c_int) -> String {
-            // SAFETY: as above; the pointer is valid for `bytes` bytes until the next step.
-            unsafe {
-                let p = ffi::sqlite3_column_text(self.raw, col);
-                if p.is_null() {
-                    return String::new();
-                }
-                let n = ffi::sqlite3_column_bytes(self.raw, col) as usize;
-                String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned()
-            }
+            String::from_utf8_lossy(self.text_bytes(col)).into_owned()
         }
 
         pub(super) fn i16(&self, col: c_int) -> Result<i16> {
@@ -612,47 +604,80 @@ pub(crate) mod fast {
         Ok(())
     }
 
-    /// Gives `f` the rows `rows` returns for each bucket in `first..=last` of a tier keyed
-    /// by a time bucket first (`result_chunks` by hour, `results_recent` by minute) that
-    /// holds any rows, oldest first: a seek to the next bucket present, then `rows` run
-    /// with that bucket as `?1` (its other parameters are the caller's); buckets without
-    /// rows cost nothing.
+    /// The buckets of a tier keyed by a time bucket first (`result_chunks` by hour,
+    /// `results_recent` by minute) in `lo..=hi` that hold any rows, in either direction,
+    /// found with one seek each: buckets without rows cost nothing, and the tier is never
+    /// scanned (`SELECT DISTINCT` would read every row).
+    struct Hop {
+        next: Stmt,
+        at: Option<i64>,
+        newest_first: bool,
+    }
+
+    impl Hop {
+        /// SAFETY: as for [`Stmt::prepare`].
+        unsafe fn new(
+            db: *mut ffi::sqlite3,
+            (table, bucket): (&str, &str),
+            (lo, hi): (i64, i64),
+            newest_first: bool,
+        ) -> Result<Hop> {
+            // `?1` moves as the walk goes; `?2` is the far end.
+            let (op, bound, order, start, end) = match newest_first {
+                false => (">=", "<=", "ASC", lo, hi),
+                true => ("<=", ">=", "DESC", hi, lo),
+            };
+            let sql = format!(
+                "SELECT {bucket} FROM {table} WHERE {bucket} {op} ?1 AND {bucket} {bound} ?2 \
+                 ORDER BY {bucket} {order} LIMIT 1"
+            );
+            Ok(Hop {
+                next: Stmt::prepare(db, &sql, &[Arg::Int(start), Arg::Int(end)])?,
+                at: (lo <= hi).then_some(start),
+                newest_first,
+            })
+        }
+
+        fn next(&mut self) -> Result<Option<i64>> {
+            let Some(at) = self.at else {
+                return Ok(None);
+            };
+            self.next.rebind_first(at)?;
+            if !self.next.step()? {
+                self.at = None;
+                return Ok(None);
+            }
+            let b = self.next.i64(0);
+            self.at = match self.newest_first {
+                false => b.checked_add(1),
+                true => b.checked_sub(1),
+            };
+            Ok(Some(b))
+        }
+    }
+
+    /// Gives `f` the rows `rows` returns for each bucket [`Hop`] finds (`rows` is run with
+    /// the bucket as `?1`; its other parameters are the caller's), until `f` says stop.
     ///
     /// SAFETY: as for [`Stmt::prepare`].
-    unsafe fn walk_forward(
+    unsafe fn walk(
         db: *mut ffi::sqlite3,
-        (table, bucket): (&str, &str),
-        (first, last): (i64, i64),
+        tier: (&str, &str),
+        bounds: (i64, i64),
+        newest_first: bool,
         rows: &mut Stmt,
-        f: &mut dyn FnMut(&Stmt) -> Result<()>,
+        mut f: impl FnMut(&Stmt) -> Result<bool>,
     ) -> Result<()> {
-        if first > last {
-            return Ok(());
-        }
-        let mut next = Stmt::prepare(
-            db,
-            &format!(
-                "SELECT {bucket} FROM {table} WHERE {bucket} >= ?1 AND {bucket} <= ?2 \
-                 ORDER BY {bucket} LIMIT 1"
-            ),
-            &[Arg::Int(first), Arg::Int(last)],
-        )?;
-        let mut at = first;
-        loop {
-            next.rebind_first(at)?;
-            if !next.step()? {
-                return Ok(());
-            }
-            let b = next.i64(0);
+        let mut hop = Hop::new(db, tier, bounds, newest_first)?;
+        while let Some(b) = hop.next()? {
             rows.rebind_first(b)?;
             while rows.step()? {
-                f(rows)?;
+                if !f(rows)? {
+                    return Ok(());
+                }
             }
-            if b >= last {
-                return Ok(());
-            }
-            at = b + 1;
         }
+        Ok(())
     }
 
     /// The result rows of one series and recent minute (`?1`) with `?4 <= ts < ?5`.
@@ -698,19 +723,21 @@ pub(crate) mod fast {
                         super::chunks::CHUNK_OF_SERIES,
                         &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)],
                     )?;
-                    walk_forward(
+                    walk(
                         db,
                         ("result_chunks", "hour"),
                         (hour_of(from), hour_of(before - 1)),
+                        false,
                         &mut rows,
-                        &mut |row| {
+                        |row| {
                             let data = row.blob(0);
                             chunk::for_each(data, |e| {
                                 if e.ts >= from && e.ts < before {
                                     out.push(chunk::to_result(data, &e, host, plugin, &is_check)?);
                                 }
                                 Ok(())
-                            })
+                            })?;
+                            Ok(true)
                         },
                     )?;
                 }
@@ -725,15 +752,19 @@ pub(crate) mod fast {
                     Arg::Int(to),
                 ];
                 let mut rows = Stmt::prepare(db, &recent_in_minute(), &args)?;
-                walk_forward(
+                walk(
                     db,
                     ("results_recent", "bucket"),
                     (
                         super::bucket_of(from).max(watermark),
                         super::bucket_of(to - 1),
                     ),
+                    false,
                     &mut rows,
-                    &mut |row| push_result(&mut out, row, host, plugin),
+                    |row| {
+                        push_result(&mut out, row, host, plugin)?;
+                        Ok(true)
+                    },
                 )
             })?;
         }
@@ -795,10 +826,11 @@ pub(crate) mod fast {
                     &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)],
                 )?;
                 let mut elems = Vec::new();
-                walk_backward(
+                walk(
                     db,
                     ("result_chunks", "hour"),
-                    hour_of(start),
+                    (i64::MIN, hour_of(start)),
+                    true,
                     &mut rows,
                     |row| {
                         let data = row.blob(0);
@@ -823,48 +855,8 @@ pub(crate) mod fast {
         Ok(out)
     }
 
-    /// Gives `f` the rows `rows` returns for each bucket of a tier keyed by a time bucket
-    /// first (`result_chunks` by hour, `results_recent` by minute) that holds any rows,
-    /// newest first, from bucket `start` down, until `f` says stop: a seek to the previous
-    /// bucket present, then `rows` run with that bucket as `?1`.
-    ///
-    /// SAFETY: as for [`Stmt::prepare`].
-    unsafe fn walk_backward(
-        db: *mut ffi::sqlite3,
-        (table, bucket): (&str, &str),
-        start: i64,
-        rows: &mut Stmt,
-        mut f: impl FnMut(&Stmt) -> Result<bool>,
-    ) -> Result<()> {
-        let mut prev = Stmt::prepare(
-            db,
-            &format!(
-                "SELECT {bucket} FROM {table} WHERE {bucket} <= ?1 ORDER BY {bucket} DESC LIMIT 1"
-            ),
-            &[Arg::Int(start)],
-        )?;
-        let mut at = start;
-        loop {
-            prev.rebind_first(at)?;
-            if !prev.step()? {
-                return Ok(());
-            }
-            let b = prev.i64(0);
-            rows.rebind_first(b)?;
-            while rows.step()? {
-                if !f(rows)? {
-                    return Ok(());
-                }
-            }
-            if b == i64::MIN {
-                return Ok(());
-            }
-            at = b - 1;
-        }
-    }
-
-    /// The recent rows of a series, newest first, until `f` says stop: [`walk_backward`]
-    /// over the whole recent tier.
+    /// The recent rows of a series, newest first, until `f` says stop: [`walk`] over the
+    /// whole recent tier.
     ///
     /// SAFETY: as for [`Stmt::prepare`].
     unsafe fn recent_newest_first(
@@ -878,7 +870,14 @@ pub(crate) mod fast {
              AND host_id = ?2 AND plugin_pk = ?3 ORDER BY ts DESC"
         );
         let mut rows = Stmt::prepare(db, &sql, &[Arg::Int(0), Arg::Int(host), Arg::Int(pk)])?;
-        walk_backward(db, ("results_recent", "bucket"), i64::MAX, &mut rows, f)
+        walk(
+            db,
+            ("results_recent", "bucket"),
+            (i64::MIN, i64::MAX),
+            true,
+            &mut rows,
+            f,
+        )
     }
 
     /// The newest result of a series: its newest row in the recent tier if it has one
@@ -962,23 +961,13 @@ pub(crate) mod fast {
                         .ok_or_else(|| StoreError::Corrupt(format!("no plugin with key {pk}")))
                 };
                 let mut newest: HashMap<i64, CheckResult> = HashMap::new();
-                // The minutes present, hopping from one to the next older with a seek each
-                // (`SELECT DISTINCT bucket` would scan every row of the tier).
-                let mut prev = Stmt::prepare(
-                    db,
-                    "SELECT bucket FROM results_recent WHERE bucket <= ?1 ORDER BY bucket DESC LIMIT 1",
-                    &[Arg::Int(i64::MAX)],
-                )?;
+                let mut hop =
+                    Hop::new(db, ("results_recent", "bucket"), (i64::MIN, i64::MAX), true)?;
                 let mut buckets = Vec::new();
-                while prev.step()? {
-                    let b = prev.i64(0);
+                while let Some(b) = hop.next()? {
                     buckets.push(b);
-                    if b == i64::MIN {
-                        break;
-                    }
-                    prev.rebind_first(b - 1)?;
                 }
-                drop(prev);
+                drop(hop);
                 let sql = format!(
                     "SELECT {RESULT_COLUMNS}, plugin_pk FROM results_recent \
                      WHERE bucket = ?1 AND host_id = ?2"
