@@ -206,14 +206,7 @@ async fn postgres_results_once_across_tiers_with_deferred_folding() {
         })
         .collect();
     want.sort();
-    let got: Vec<(HostId, String, Millis, Classification)> = s
-        .latest_classifications()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| (l.host_id, l.plugin_id, l.timestamp, l.classification))
-        .collect();
-    assert_eq!(got, want);
+    assert_eq!(latest_classification_rows(&s).await, want);
     for &h in &hosts {
         let for_host: Vec<CheckResult> = s.latest_results_for_host(h).await.unwrap();
         let want: Vec<CheckResult> = ["a.cpu", "a.mem"]

@@ -36,7 +36,7 @@ on_both_backends!(
     rollups_match_raw_results_for_random_batches,
     a_result_stored_again_replaces_the_stored_one,
     range_read_is_in_time_order_however_stored,
-    chunked_results_are_merged_rewritten_and_trimmed,
+    chunked_results_merge_late_data_forget_deleted_checks_and_trim,
 );
 
 fn field_of(e: &StoreError) -> &str {
@@ -1247,17 +1247,23 @@ async fn deleting_a_plugin_takes_its_data(s: &Store) {
     assert!(s.results_range(h, "a.cpu", 0, 10).await.unwrap().is_empty());
 }
 
-async fn deleting_a_check_keeps_results(s: &Store) {
+/// Host `h` with plugin `a.cpu` and two checks of it on that host.
+async fn host_with_two_checks(s: &Store) -> (HostId, CheckId, CheckId) {
     let h = s.create_host(&host("h")).await.unwrap();
     s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
-    let c = s
-        .create_check(&check("c", vec![h], &["a.cpu"]))
-        .await
-        .unwrap();
-    let c2 = s
-        .create_check(&check("c2", vec![h], &["a.cpu"]))
-        .await
-        .unwrap();
+    let mut ids = Vec::new();
+    for name in ["c1", "c2"] {
+        ids.push(
+            s.create_check(&check(name, vec![h], &["a.cpu"]))
+                .await
+                .unwrap(),
+        );
+    }
+    (h, ids[0], ids[1])
+}
+
+async fn deleting_a_check_keeps_results(s: &Store) {
+    let (h, c, c2) = host_with_two_checks(s).await;
     let sch = s
         .create_schedule(&Schedule {
             name: "s".into(),
@@ -1772,23 +1778,14 @@ async fn postgres_range_read_in_heap_order_is_put_in_time_order() {
 }
 
 /// Results that compaction has moved into hourly chunks: a late result merges into its
-/// chunk (replacing the same millisecond), deleting a check rewrites the chunks naming it,
-/// and retention drops whole chunks and trims the one its cut-off falls in, on the hour
-/// or inside it.
-async fn chunked_results_are_merged_rewritten_and_trimmed(s: &Store) {
+/// chunk (replacing the same millisecond), results of a deleted check read as results of
+/// no check (the other check's keep theirs), and retention drops whole chunks and trims
+/// the one its cut-off falls in, on the hour or inside it.
+async fn chunked_results_merge_late_data_forget_deleted_checks_and_trim(s: &Store) {
     const HOUR: i64 = 3_600_000;
     const MIN: i64 = 60_000;
     s.set_compaction_minutes(3, 1);
-    let h = s.create_host(&host("h")).await.unwrap();
-    s.put_plugin(&plugin("a.cpu"), &package()).await.unwrap();
-    let c1 = s
-        .create_check(&check("c1", vec![h], &["a.cpu"]))
-        .await
-        .unwrap();
-    let c2 = s
-        .create_check(&check("c2", vec![h], &["a.cpu"]))
-        .await
-        .unwrap();
+    let (h, c1, c2) = host_with_two_checks(s).await;
     let start = 1_000 * HOUR;
     let mut model: std::collections::BTreeMap<Millis, CheckResult> = Default::default();
     // Three hours of one result a minute, ten minutes to a batch, then one more result ten

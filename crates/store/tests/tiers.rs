@@ -88,14 +88,11 @@ async fn assert_reads(s: &Store, model: &Model, series: &[(HostId, &str)], rng: 
         );
     }
     classifications.sort();
-    let got: Vec<_> = s
-        .latest_classifications()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| (l.host_id, l.plugin_id, l.timestamp, l.classification))
-        .collect();
-    assert_eq!(got, classifications, "latest classifications");
+    assert_eq!(
+        latest_classification_rows(s).await,
+        classifications,
+        "latest classifications"
+    );
 }
 
 /// Rollups over windows that start and end inside buckets (whole buckets come back),

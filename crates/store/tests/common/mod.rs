@@ -328,3 +328,16 @@ pub async fn assert_matches_raw(s: &Store, stored: &[CheckResult], series: &[(Ho
         );
     }
 }
+
+/// [`Store::latest_classifications`] as (host, plugin, time, classification), for comparing
+/// against what a test stored.
+pub async fn latest_classification_rows(
+    s: &prophasis_store::Store,
+) -> Vec<(HostId, String, Millis, Classification)> {
+    s.latest_classifications()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.host_id, l.plugin_id, l.timestamp, l.classification))
+        .collect()
+}
